@@ -12,6 +12,7 @@ pub mod affine;
 pub mod dice;
 pub mod distance_transform;
 pub mod error;
+pub mod inference;
 pub mod lung_mask;
 pub mod nifti;
 pub mod orientation;
@@ -21,6 +22,12 @@ pub mod surface_areas;
 pub mod surface_dice;
 pub mod volume;
 pub mod window;
+#[cfg(feature = "model")]
+pub mod unet;
+#[cfg(feature = "model")]
+pub mod weights;
+#[cfg(feature = "model")]
+pub mod kinetics;
 
 pub use affine::Affine;
 pub use error::Error;
