@@ -108,11 +108,18 @@ pub(crate) fn check_dims(
     dims: [usize; 3],
     len: usize,
 ) -> Result<(), MetricsError> {
-    let expected = dims[0].checked_mul(dims[1]).and_then(|n| n.checked_mul(dims[2]));
+    let expected = dims[0]
+        .checked_mul(dims[1])
+        .and_then(|n| n.checked_mul(dims[2]));
     if expected == Some(len) {
         Ok(())
     } else {
-        Err(MetricsError::DimsMismatch { what, dims, expected, len })
+        Err(MetricsError::DimsMismatch {
+            what,
+            dims,
+            expected,
+            len,
+        })
     }
 }
 
@@ -156,8 +163,17 @@ mod tests {
     #[test]
     fn dice_rejects_masks_of_different_length() {
         let err = dice(&mask("000"), &mask("0000")).unwrap_err();
-        assert_eq!(err, MetricsError::LengthMismatch { truth: 3, prediction: 4 });
-        assert_eq!(err.to_string(), "truth mask has 3 voxels but prediction mask has 4");
+        assert_eq!(
+            err,
+            MetricsError::LengthMismatch {
+                truth: 3,
+                prediction: 4
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "truth mask has 3 voxels but prediction mask has 4"
+        );
     }
 
     #[test]
@@ -172,11 +188,17 @@ mod tests {
     #[test]
     fn error_messages_name_the_values() {
         let err = check_dims("truth mask", [4, 5, 6], 100).unwrap_err();
-        assert_eq!(err.to_string(), "truth mask has 100 voxels but a 4 × 5 × 6 grid needs 120");
+        assert_eq!(
+            err.to_string(),
+            "truth mask has 100 voxels but a 4 × 5 × 6 grid needs 120"
+        );
         let err = check_dims("truth mask", [usize::MAX, 2, 1], 7).unwrap_err();
         assert!(err.to_string().contains("more than usize::MAX"), "{err}");
         let err = check_spacing([0.7, 0.0, 2.0]).unwrap_err();
-        assert_eq!(err.to_string(), "voxel spacing must be positive and finite, got 0.7 × 0 × 2 mm");
+        assert_eq!(
+            err.to_string(),
+            "voxel spacing must be positive and finite, got 0.7 × 0 × 2 mm"
+        );
         assert!(check_spacing([0.7, f64::NAN, 2.0]).is_err());
         assert!(check_spacing([0.7, 0.7, 2.0]).is_ok());
     }

@@ -64,13 +64,24 @@ pub(crate) fn squared_distance_transform_into(
     }
 
     for row in 0..nj * nk {
-        first_pass_row(&is_feature, row * ni, &mut out[row * ni..(row + 1) * ni], spacing_mm[0]);
+        first_pass_row(
+            &is_feature,
+            row * ni,
+            &mut out[row * ni..(row + 1) * ni],
+            spacing_mm[0],
+        );
     }
 
     // Along j: lines (i, ·, k) with stride ni; consecutive i are adjacent in memory.
     let slab = ni * nj;
     for k in 0..nk {
-        strided_pass(&mut out[k * slab..(k + 1) * slab], ni, nj, ni, spacing_mm[1]);
+        strided_pass(
+            &mut out[k * slab..(k + 1) * slab],
+            ni,
+            nj,
+            ni,
+            spacing_mm[1],
+        );
     }
 
     // Along k: lines (i, j, ·) with stride ni·nj; consecutive (i, j) are adjacent in memory.
@@ -144,6 +155,8 @@ fn strided_pass(data: &mut [f64], lines: usize, n: usize, stride: usize, s: f64)
 struct Envelope {
     /// Sample positions of the parabolas in the envelope.
     vertex: Vec<usize>,
+    /// `f[v] + (v·s)²` of each envelope parabola, the constant of its intersection formula.
+    offset: Vec<f64>,
     /// Boundaries (in mm) between consecutive envelope parabolas; `boundary[k]` is where
     /// parabola `k` starts being the lowest.
     boundary: Vec<f64>,
@@ -151,42 +164,46 @@ struct Envelope {
 
 impl Envelope {
     fn with_len(n: usize) -> Self {
-        Envelope { vertex: vec![0; n], boundary: vec![0.0; n + 1] }
-    }
-
-    /// Position in mm where the parabolas rooted at samples `q > v` have equal height.
-    fn intersection(f: &[f64], q: usize, v: usize, s: f64) -> f64 {
-        let xq = q as f64 * s;
-        let xv = v as f64 * s;
-        ((f[q] + xq * xq) - (f[v] + xv * xv)) / (2.0 * (xq - xv))
+        Envelope {
+            vertex: vec![0; n],
+            offset: vec![0.0; n],
+            boundary: vec![0.0; n + 1],
+        }
     }
 
     /// `out[p] = min_q f[q] + ((p - q)·s)²` over the finite `f[q]`; +∞ when none is finite.
     fn lower_envelope(&mut self, f: &[f64], s: f64, out: &mut [f64]) {
-        let n = f.len();
         let mut k: usize = 0;
         let mut any = false;
 
-        for q in 0..n {
-            if !f[q].is_finite() {
+        for (q, &fq) in f.iter().enumerate() {
+            if !fq.is_finite() {
                 continue;
             }
+            let xq = q as f64 * s;
+            let offset_q = fq + xq * xq;
             if !any {
                 any = true;
                 self.vertex[0] = q;
+                self.offset[0] = offset_q;
                 self.boundary[0] = f64::NEG_INFINITY;
                 self.boundary[1] = f64::INFINITY;
                 continue;
             }
-            // Drop the parabolas the new one undercuts everywhere they were lowest; the
-            // first boundary is -∞, so the loop stops at k = 0 at the latest.
-            let mut cross = Self::intersection(f, q, self.vertex[k], s);
+            // Where the new parabola meets envelope parabola k: drop those it undercuts
+            // everywhere they were lowest. The first boundary is -∞, so this stops at k = 0.
+            let meet = |k: usize| {
+                let xv = self.vertex[k] as f64 * s;
+                (offset_q - self.offset[k]) / (2.0 * (xq - xv))
+            };
+            let mut cross = meet(k);
             while cross <= self.boundary[k] {
                 k -= 1;
-                cross = Self::intersection(f, q, self.vertex[k], s);
+                cross = meet(k);
             }
             k += 1;
             self.vertex[k] = q;
+            self.offset[k] = offset_q;
             self.boundary[k] = cross;
             self.boundary[k + 1] = f64::INFINITY;
         }
@@ -212,6 +229,7 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::volume::flat_index;
 
     /// Squared distance by trying every feature, summed in the same order as the transform.
     fn brute_force(features: &[bool], dims: [usize; 3], s: [f64; 3]) -> Vec<f64> {
@@ -240,7 +258,9 @@ mod tests {
         let mut state = seed;
         (0..len)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (state >> 33) % 100 < percent
             })
             .collect()
@@ -275,25 +295,31 @@ mod tests {
         // is (2·3, 2·2, 2·1) = (6, 4, 2) mm away, √56 mm.
         let dims = [4, 5, 6];
         let mut mask = vec![false; 120];
-        mask[1 + 4 * (2 + 5 * 3)] = true;
+        mask[flat_index(dims, 1, 2, 3)] = true;
         let d = distance_transform(&mask, dims, [3.0, 2.0, 1.0]).unwrap();
-        assert_eq!(d[1 + 4 * (2 + 5 * 3)], 0.0);
-        assert_eq!(d[3 + 4 * (0 + 5 * 5)], 56f64.sqrt());
-        assert_eq!(d[1 + 4 * (2 + 5 * 4)], 1.0);
+        assert_eq!(d[flat_index(dims, 1, 2, 3)], 0.0);
+        assert_eq!(d[flat_index(dims, 3, 0, 5)], 56f64.sqrt());
+        assert_eq!(d[flat_index(dims, 1, 2, 4)], 1.0);
     }
 
     #[test]
     fn no_feature_means_infinite_distance() {
         let d = distance_transform(&[false; 24], [2, 3, 4], [1.0, 1.0, 1.0]).unwrap();
         assert!(d.iter().all(|v| *v == f64::INFINITY));
-        assert!(distance_transform(&[], [0, 3, 4], [1.0, 1.0, 1.0]).unwrap().is_empty());
+        assert!(distance_transform(&[], [0, 3, 4], [1.0, 1.0, 1.0])
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn rejects_bad_grids_and_spacings() {
         assert!(matches!(
             distance_transform(&[false; 23], [2, 3, 4], [1.0, 1.0, 1.0]),
-            Err(MetricsError::DimsMismatch { len: 23, expected: Some(24), .. })
+            Err(MetricsError::DimsMismatch {
+                len: 23,
+                expected: Some(24),
+                ..
+            })
         ));
         assert!(matches!(
             distance_transform(&[false; 24], [2, 3, 4], [1.0, -1.0, 1.0]),

@@ -48,7 +48,14 @@ pub fn summarize(values: &[f64]) -> Summary {
     };
     let min = kept.iter().copied().fold(f64::INFINITY, f64::min);
     let max = kept.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    Summary { n, skipped_nan, mean, sd, min, max }
+    Summary {
+        n,
+        skipped_nan,
+        mean,
+        sd,
+        min,
+        max,
+    }
 }
 
 impl fmt::Display for Summary {
@@ -81,7 +88,10 @@ mod tests {
         assert!((s.sd - 0.170_782_512_765_993_3).abs() < 1e-15);
         assert_eq!(s.min, 0.5);
         assert_eq!(s.max, 0.9);
-        assert_eq!(s.to_string(), "0.675 ± 0.171 (0.500, 0.900), n = 4, 2 NaN skipped");
+        assert_eq!(
+            s.to_string(),
+            "0.675 ± 0.171 (0.500, 0.900), n = 4, 2 NaN skipped"
+        );
     }
 
     #[test]

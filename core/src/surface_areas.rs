@@ -369,7 +369,11 @@ mod tests {
         // legs of length 1/2 · √2, i.e. area √3/8 (hand calculation).
         let corner = 3f64.sqrt() / 8.0;
         for bit in 0..8 {
-            assert!((areas[1 << bit] - corner).abs() < 1e-15, "code {}", 1 << bit);
+            assert!(
+                (areas[1 << bit] - corner).abs() < 1e-15,
+                "code {}",
+                1 << bit
+            );
         }
         // One face of the cell inside (4 voxels with a_i = 0): a unit square at the
         // mid-plane, area 1.
@@ -397,7 +401,10 @@ mod tests {
         // The surface between inside and outside is the same surface seen from either side.
         let areas = surface_areas([0.748, 0.748, 2.0]);
         for code in 0..256 {
-            assert!((areas[code] - areas[255 - code]).abs() < 1e-12, "code {code}");
+            assert!(
+                (areas[code] - areas[255 - code]).abs() < 1e-12,
+                "code {code}"
+            );
         }
     }
 }
