@@ -39,7 +39,10 @@ pub enum NiftiError {
     HeaderPairUnsupported,
 
     /// Magic is neither `n+1\0` nor `ni1\0`.
-    #[error("bad NIfTI-1 magic {}: expected 'n+1' followed by a zero byte", hex(magic))]
+    #[error(
+        "bad NIfTI-1 magic {}: expected 'n+1' followed by a zero byte",
+        hex(magic)
+    )]
     BadMagic {
         /// The four magic bytes at offset 344.
         magic: [u8; 4],
@@ -202,5 +205,9 @@ pub enum NiftiError {
 
 /// `[0x89, 0x50]` → `"89 50"`.
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
