@@ -5,8 +5,19 @@
 //! Only axis permutations and flips are applied, never interpolation, so the round trip is
 //! exact. An oblique scan stays oblique: its canonical affine keeps the small rotation.
 
+use serde::{Deserialize, Serialize};
+
 use crate::affine::Affine;
 use crate::volume::Volume;
+
+/// The orientation a network's input is brought to. Only one exists; naming it in a weights
+/// file keeps a model from being fed a grid it was not trained on, should another be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CanonicalOrientation {
+    /// Closest to RAS+: `i` towards the patient's Right, `j` Anterior, `k` Superior.
+    #[serde(rename = "RAS")]
+    Ras,
+}
 
 /// How a grid of `source_dims` maps onto its canonical (closest to RAS+) grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

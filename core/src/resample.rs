@@ -34,6 +34,7 @@ pub enum ResampleError {
 
 /// How a resize maps voxels; stored with a model so inference resizes as training did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ResizeConvention {
     /// Voxel centres at `index + 0.5` (PyTorch `align_corners=False`, `nearest-exact`).
     HalfPixel,

@@ -8,6 +8,9 @@ use pulmoseg_core::weights::tensors::{collect, TensorMismatch};
 use pulmoseg_core::weights::{
     self, InferenceMode, NetworkSpec, Preprocessing, Storage, WeightsError, WeightsMetadata,
 };
+use pulmoseg_core::orientation::CanonicalOrientation;
+use pulmoseg_core::resample::ResizeConvention;
+use pulmoseg_core::window::HuWindow;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 fn model(device: &Device) -> UNet {
@@ -21,12 +24,10 @@ fn model(device: &Device) -> UNet {
 fn metadata(model: &UNet) -> WeightsMetadata {
     let mut metadata = WeightsMetadata::new(&model.config());
     metadata.preprocessing = Some(Preprocessing {
-        hu_window: [-2000.0, 500.0],
-        inference: InferenceMode::WholeVolume {
-            input_dims: [20, 256, 256],
-        },
-        resize: "half-pixel".into(),
-        orientation: "RAS".into(),
+        window: HuWindow::default(),
+        mode: InferenceMode::WholeVolume { input_dims: [256, 256, 20] },
+        resize: ResizeConvention::HalfPixel,
+        orientation: CanonicalOrientation::Ras,
     });
     metadata.model_card = serde_json::json!({ "training_data": "none", "dice": null });
     metadata

@@ -209,6 +209,7 @@ fn crop_low(data: &[f32], padded: [usize; 3], dims: [usize; 3]) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::affine::Affine;
+    use crate::orientation::CanonicalOrientation;
     use crate::resample::ResizeConvention;
     use crate::window::HuWindow;
 
@@ -233,8 +234,12 @@ mod tests {
 
     /// Runs every patch through `network`, which maps a patch's input to probabilities.
     fn run(volume: &Volume, mode: InferenceMode, network: impl Fn(&[f32]) -> Vec<f32>) -> Vec<f32> {
-        let preprocessing =
-            Preprocessing { window: HuWindow::default(), mode, resize: ResizeConvention::HalfPixel };
+        let preprocessing = Preprocessing {
+            window: HuWindow::default(),
+            mode,
+            resize: ResizeConvention::HalfPixel,
+            orientation: CanonicalOrientation::Ras,
+        };
         let mut inference = Inference::new(volume, &preprocessing).unwrap();
         for patch in 0..inference.patch_count() {
             let input = inference.patch_input(patch).unwrap();
@@ -286,8 +291,12 @@ mod tests {
             patch_dims: [8, 8, 4],
             overlap: 0.5,
         };
-        let preprocessing =
-            Preprocessing { window: HuWindow::default(), mode, resize: ResizeConvention::HalfPixel };
+        let preprocessing = Preprocessing {
+            window: HuWindow::default(),
+            mode,
+            resize: ResizeConvention::HalfPixel,
+            orientation: CanonicalOrientation::Ras,
+        };
         let mut inference = Inference::new(&volume, &preprocessing).unwrap();
         let count = inference.patch_count();
         assert_eq!(inference.add_patch(0, &[0.5; 3]), Err(InferenceError::PatchLength {

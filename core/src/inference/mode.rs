@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::InferenceError;
+use crate::orientation::CanonicalOrientation;
 use crate::resample::ResizeConvention;
 use crate::window::HuWindow;
 
@@ -12,8 +13,12 @@ use crate::window::HuWindow;
 pub enum InferenceMode {
     /// The paper's way: the whole canonical volume resized to one input of `input_dims`
     /// (`[ni, nj, nk]` on the RAS+ axes) and the probabilities resized back.
+    ///
+    /// The network's input tensor `[batch, 1, depth, height, width]` is this crate's voxel
+    /// layout read in C order, so `input_dims = [width, height, depth]`: the paper's
+    /// 20 × 256 × 256 (depth × height × width) is `[256, 256, 20]`.
     WholeVolume {
-        /// Network input grid, e.g. `[256, 256, 20]`.
+        /// Network input grid `[ni, nj, nk]`, e.g. `[256, 256, 20]`.
         input_dims: [usize; 3],
     },
     /// nnU-Net's way: the volume resampled to a fixed spacing and covered by overlapping
@@ -37,6 +42,8 @@ pub struct Preprocessing {
     pub mode: InferenceMode,
     /// Resize convention used in training; inference must use the same.
     pub resize: ResizeConvention,
+    /// Orientation the scan is brought to before anything else.
+    pub orientation: CanonicalOrientation,
 }
 
 impl InferenceMode {

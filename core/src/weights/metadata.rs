@@ -3,11 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::inference::{InferenceMode, Preprocessing};
 use crate::unet::UNetConfig;
 
 /// Everything a weights file says besides the tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WeightsMetadata {
+    /// Name of the model, shown with every result it makes (`"pulmoseg-r3d18-unet-w16"`).
+    #[serde(default)]
+    pub name: String,
+    /// Version of the model, e.g. the date it was trained and its recipe's revision.
+    #[serde(default)]
+    pub version: String,
     /// The network's hyper-parameters; the loader builds exactly this network.
     pub network: NetworkSpec,
     /// Names of the output channels, in order (`["background", "infiltrate"]`).
@@ -30,40 +37,6 @@ pub struct NetworkSpec {
     pub in_channels: usize,
     /// Output classes.
     pub classes: usize,
-}
-
-/// How a volume becomes the network's input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Preprocessing {
-    /// HU values are clipped to `[low, high]` (Bressem et al.: `[-2000, 500]`).
-    pub hu_window: [f32; 2],
-    /// Whole-volume resize or sliding window.
-    pub inference: InferenceMode,
-    /// Coordinate convention of resizes: `"half-pixel"` (voxel centres at `(i + 0.5)·scale`).
-    pub resize: String,
-    /// Orientation the volume is brought to before anything else: `"RAS"`.
-    pub orientation: String,
-}
-
-/// How the network sees a volume.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InferenceMode {
-    /// The whole volume is resized to `input_dims` (`[depth, height, width]`), the
-    /// prediction resized back (the paper's approach: `[20, 256, 256]`).
-    WholeVolume {
-        /// `[depth, height, width]` of the network input.
-        input_dims: [usize; 3],
-    },
-    /// The volume is resampled to `spacing_mm` and covered by overlapping patches.
-    SlidingWindow {
-        /// Voxel spacing in mm, `[depth, height, width]` axes.
-        spacing_mm: [f64; 3],
-        /// `[depth, height, width]` of one patch.
-        patch_dims: [usize; 3],
-        /// Fraction of a patch shared with its neighbour, in `[0, 1)`.
-        overlap: f64,
-    },
 }
 
 impl From<&UNetConfig> for NetworkSpec {
@@ -89,6 +62,8 @@ impl WeightsMetadata {
     /// Metadata for `config` with the two Pulmoseg classes and nothing else filled in.
     pub fn new(config: &UNetConfig) -> Self {
         Self {
+            name: format!("pulmoseg-r3d18-unet-w{}", config.width),
+            version: "untrained".into(),
             network: config.into(),
             class_names: vec!["background".into(), "infiltrate".into()],
             preprocessing: None,
