@@ -18,6 +18,7 @@ pub mod nifti;
 pub mod orientation;
 pub mod resample;
 pub mod summary;
+pub mod synthesis;
 pub mod surface_areas;
 pub mod surface_dice;
 pub mod volume;

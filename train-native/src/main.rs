@@ -4,6 +4,10 @@
 mod info;
 mod input;
 mod metrics;
+mod predict;
+mod synth;
+mod train;
+mod evaluate;
 
 use std::process::ExitCode;
 
@@ -22,6 +26,14 @@ enum Command {
     Info(info::InfoArgs),
     /// Dice and normalized surface Dice of a predicted label file against a ground truth.
     Metrics(metrics::MetricsArgs),
+    /// Synthetic training cases: infiltrates inserted into CTs without pneumonia, with masks.
+    Synth(synth::SynthArgs),
+    /// Train the segmentation network with the paper's recipe (resumable; see docs/training.md).
+    Train(train::TrainArgs),
+    /// Infiltrate masks and lung quantities for chest CTs with a trained weights file.
+    Predict(predict::PredictArgs),
+    /// Score a trained weights file on (image, mask) pairs: per-case Dice and NSD, summary rows.
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +49,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info(args) => info::run(&args),
         Command::Metrics(args) => metrics::run(&args),
+        Command::Synth(args) => synth::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Evaluate(args) => evaluate::run(&args),
+        Command::Predict(args) => predict::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,6 +31,7 @@ mod header;
 pub mod qform;
 mod read;
 mod write;
+mod write_image;
 
 pub use datatype::{DataType, Scaling};
 pub use error::NiftiError;
@@ -38,6 +39,7 @@ pub use header::{Endianness, Header, HEADER_BYTES, MIN_VOX_OFFSET};
 pub use qform::AffineSource;
 pub use read::{read_header, read_nifti, NiftiImage, ReadOptions, MAX_GZIP_VOX_OFFSET};
 pub use write::write_labels_nii_gz;
+pub use write_image::write_hu_nii_gz;
 
 #[cfg(doc)]
 use crate::volume::Volume;

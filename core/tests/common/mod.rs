@@ -11,11 +11,17 @@ use std::path::PathBuf;
 pub fn shared_data(relative: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
     let path = root.join(relative);
-    assert!(path.exists(), "real test data missing: {} (expected ../shared/data beside the project)", path.display());
+    assert!(
+        path.exists(),
+        "real test data missing: {} (expected ../shared/data beside the project)",
+        path.display()
+    );
     path
 }
 
 /// Path of a committed fixture of this crate.
 pub fn fixture(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(relative)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(relative)
 }
