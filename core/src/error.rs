@@ -17,4 +17,25 @@ pub enum Error {
     /// An intensity window is invalid.
     #[error(transparent)]
     Window(#[from] crate::window::WindowError),
+    /// The lung mask cannot be computed for this volume.
+    #[error(transparent)]
+    LungMask(#[from] crate::lung_mask::LungMaskError),
+    /// Synthetic lesions cannot be made for this volume or with these options.
+    #[error(transparent)]
+    Synthesis(#[from] crate::synthesis::SynthesisError),
+    /// Whole-scan inference was driven wrongly or with unusable settings.
+    #[error(transparent)]
+    Inference(#[from] crate::inference::InferenceError),
+    /// The network configuration or its input is invalid.
+    #[cfg(feature = "model")]
+    #[error(transparent)]
+    Network(#[from] crate::unet::UNetError),
+    /// A weights file cannot be read or written.
+    #[cfg(feature = "model")]
+    #[error(transparent)]
+    Weights(#[from] crate::weights::WeightsError),
+    /// A Kinetics-400 checkpoint cannot be imported.
+    #[cfg(feature = "model")]
+    #[error(transparent)]
+    Kinetics(#[from] crate::kinetics::KineticsError),
 }
