@@ -828,6 +828,9 @@ async fn load_scan(viewer: Viewer, file: &File) -> Result<(), String> {
     viewer.set_status("busy", format!("Decoding {name} ({megabytes:.1} MB)…"));
     yield_to_browser().await;
     let start = now_ms();
+    // Limitation: decoding and reorienting run on the page's main thread (about 1 s each for
+    // P001 in Chromium), so the page does not respond during them; a Web Worker would keep
+    // it responsive but needs the volume moved across, which is not built yet.
     let options = ReadOptions {
         max_voxels: PAGE_MAX_VOXELS,
     };
