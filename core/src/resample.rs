@@ -48,7 +48,8 @@ fn check(len: usize, dims: [usize; 3], out_dims: [usize; 3]) -> Result<(), Resam
     if len != expected {
         return Err(ResampleError::LengthMismatch { dims, expected, actual: len });
     }
-    let voxels = out_dims.iter().map(|&n| n as u128).product::<u128>();
+    // A checked product: three axes near 2⁶⁴ overflow even a u128.
+    let voxels = out_dims.iter().try_fold(1u128, |n, &d| n.checked_mul(d as u128)).unwrap_or(u128::MAX);
     if voxels > MAX_OUTPUT_VOXELS as u128 {
         return Err(ResampleError::TooLarge { to: out_dims, voxels, limit: MAX_OUTPUT_VOXELS });
     }
@@ -185,6 +186,10 @@ mod tests {
         ));
         assert!(matches!(
             resize_nearest(&[0u8], [1, 1, 1], [1 << 20, 1 << 20, 1]),
+            Err(ResampleError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            resize_trilinear(&[0.0], [1, 1, 1], [usize::MAX; 3]),
             Err(ResampleError::TooLarge { .. })
         ));
     }

@@ -35,9 +35,14 @@ impl Volume {
         i + self.dims[0] * (j + self.dims[1] * k)
     }
 
-    /// Volume of one voxel in millilitres.
+    /// Volume of one voxel in millilitres, from the affine (the geometry the reader chose),
+    /// so a file whose pixdim disagrees with its sform is measured as it is displayed.
     pub fn voxel_ml(&self) -> f64 {
-        self.spacing_mm.iter().product::<f64>() / 1000.0
+        let m = &self.affine.0;
+        let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+        det.abs() / 1000.0
     }
 
     /// nibabel's orientation code of the voxel axes, e.g. `"LPS"`.

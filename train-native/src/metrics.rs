@@ -51,6 +51,18 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
         );
     }
 
+    let misplaced = p.affine.0.iter().flatten().zip(t.affine.0.iter().flatten()).any(|(a, b)| (a - b).abs() > 1e-3);
+    if misplaced {
+        bail!(
+            "{} and {} have the same grid size but different voxel-to-world affines ({:?} vs \
+             {:?}): they do not cover the same voxels; resample one onto the other first",
+            args.prediction.display(),
+            args.truth.display(),
+            p.affine.0,
+            t.affine.0
+        );
+    }
+
     let predicted = mask_from_labels(&p.hu, args.label);
     let expected = mask_from_labels(&t.hu, args.label);
     let dice_value = dice(&expected, &predicted)?;

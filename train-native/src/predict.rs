@@ -40,6 +40,11 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     if !(args.threshold > 0.0 && args.threshold < 1.0) {
         bail!("--threshold {} must lie strictly between 0 and 1", args.threshold);
     }
+    let mut names: Vec<String> = args.inputs.iter().map(|p| scan_name(p)).collect();
+    names.sort();
+    if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+        bail!("two inputs are named {:?}: their results would overwrite each other", pair[0]);
+    }
     let device = args.backend.device(0)?;
     let bytes = std::fs::read(&args.model)
         .with_context(|| format!("reading weights {}", args.model.display()))?;

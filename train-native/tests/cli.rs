@@ -100,3 +100,24 @@ fn a_file_that_is_not_nifti_names_the_file_and_the_problem() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn metrics_on_the_same_grid_size_but_another_position_is_a_clear_error() {
+    // The same tumour mask written with its sform moved 100 mm to the side: the sizes agree,
+    // but the voxels cover other places, so scoring them against each other means nothing.
+    let truth_path = shared_data("pyradiomics/lung1_label.nii.gz");
+    let truth = read_nifti(&std::fs::read(&truth_path).unwrap(), &ReadOptions::default()).unwrap();
+    let labels: Vec<u8> = truth.volume.hu.iter().map(|&v| u8::from(v > 0.0)).collect();
+    let mut moved = truth.header.clone();
+    moved.srow_x[3] += 100.0;
+    moved.qoffset_x += 100.0;
+    let dir = scratch_dir("moved");
+    let moved_path = dir.join("moved.nii.gz");
+    std::fs::write(&moved_path, write_labels_nii_gz(&labels, &moved).unwrap()).unwrap();
+
+    let out = pulmoseg(&["metrics", moved_path.to_str().unwrap(), truth_path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("different voxel-to-world affines"), "{stderr}");
+    std::fs::remove_dir_all(dir).ok();
+}

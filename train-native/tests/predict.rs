@@ -37,6 +37,10 @@ fn pulmoseg(args: &[&str]) -> Output {
 
 /// A width-2 network in the paper's whole-volume mode at a small input size.
 fn tiny_weights(dir: &std::path::Path) -> PathBuf {
+    tiny_weights_with(dir, "tiny.pulmoseg", HuWindow::default())
+}
+
+fn tiny_weights_with(dir: &std::path::Path, name: &str, window: HuWindow) -> PathBuf {
     let device = Device::flex();
     device.seed(11);
     let config = UNetConfig::new().with_width(2);
@@ -44,12 +48,12 @@ fn tiny_weights(dir: &std::path::Path) -> PathBuf {
     let mut metadata = WeightsMetadata::new(&config);
     metadata.version = "test".into();
     metadata.preprocessing = Some(Preprocessing {
-        window: HuWindow::default(),
+        window,
         mode: InferenceMode::WholeVolume { input_dims: [48, 48, 16] },
         resize: ResizeConvention::HalfPixel,
         orientation: CanonicalOrientation::Ras,
     });
-    let path = dir.join("tiny.pulmoseg");
+    let path = dir.join(name);
     std::fs::write(&path, weights::save(&model, &metadata, Storage::F32).unwrap()).unwrap();
     path
 }
@@ -131,5 +135,40 @@ fn unusable_models_and_settings_are_named() {
     assert!(stderr.contains("missing.pulmoseg"), "{stderr}");
     let stderr = run(not_weights.to_str().unwrap(), "1.5");
     assert!(stderr.contains("--threshold 1.5"), "{stderr}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_weights_file_with_a_reversed_window_or_clashing_inputs_is_refused() {
+    let dir = scratch("refuse");
+    // Built field by field: HuWindow::new itself would refuse these bounds.
+    let reversed = tiny_weights_with(&dir, "reversed.pulmoseg", HuWindow { lower_hu: 500.0, upper_hu: -2000.0 });
+    let scan = shared_data("small/covidctmd_P001_3mm.nii.gz");
+    let out_dir = dir.join("out");
+    let out = pulmoseg(&[
+        "predict",
+        "--model",
+        reversed.to_str().unwrap(),
+        scan.to_str().unwrap(),
+        "--output",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HU window 500") && !stderr.contains("panicked"), "{stderr}");
+
+    let model = tiny_weights(&dir);
+    let out = pulmoseg(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        scan.to_str().unwrap(),
+        scan.to_str().unwrap(),
+        "--output",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("two inputs are named \"covidctmd_P001_3mm\""), "{stderr}");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -65,6 +65,7 @@ impl Inference {
     /// Prepares a scan: reorients it to RAS+, windows it and resizes it onto the network's
     /// grid, and plans the patches.
     pub fn new(volume: &Volume, preprocessing: &Preprocessing) -> Result<Self, InferenceError> {
+        preprocessing.validate()?;
         let (canonical, reorientation) = volume.to_canonical();
         let windowed = preprocessing.window.apply(&canonical.hu);
 

@@ -46,6 +46,29 @@ pub struct Preprocessing {
     pub orientation: CanonicalOrientation,
 }
 
+/// Most patches one scan may be cut into: a 512 × 512 × 600 scan at 1 mm in 64³ patches with
+/// half overlap needs about 3 000.
+pub const MAX_PATCHES: usize = 20_000;
+
+/// Most voxels of the network grid, 2²⁸: four times a 512 × 512 × 256 scan.
+pub const MAX_GRID_VOXELS: usize = 1 << 28;
+
+impl Preprocessing {
+    /// Checks settings that come from a weights file before any work is done with them.
+    pub fn validate(&self) -> Result<(), InferenceError> {
+        HuWindow::new(self.window.lower_hu, self.window.upper_hu)
+            .map_err(|e| InferenceError::Settings(e.to_string()))?;
+        if let InferenceMode::SlidingWindow { overlap, .. } = self.mode {
+            if !(0.0..=0.9).contains(&overlap) {
+                return Err(InferenceError::Settings(format!(
+                    "sliding-window overlap {overlap} must lie in [0, 0.9]"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl InferenceMode {
     /// The network grid for a canonical volume and the patch size on it.
     pub(super) fn grid(
@@ -60,6 +83,7 @@ impl InferenceMode {
                         "whole-volume input {input_dims:?} has an empty axis"
                     )));
                 }
+                check_grid(*input_dims)?;
                 Ok((*input_dims, *input_dims))
             }
             InferenceMode::SlidingWindow { spacing_mm: target, patch_dims, overlap } => {
@@ -74,6 +98,18 @@ impl InferenceMode {
                     let extent_mm = canonical_dims[a] as f64 * spacing_mm[a];
                     ((extent_mm / target[a]).round() as usize).max(1)
                 });
+                check_grid(grid)?;
+                check_grid(*patch_dims)?;
+                let patches: usize = [0, 1, 2]
+                    .map(|a| axis_starts(grid[a].max(patch_dims[a]), patch_dims[a], *overlap).len())
+                    .iter()
+                    .product();
+                if patches > MAX_PATCHES {
+                    return Err(InferenceError::Settings(format!(
+                        "sliding window would cut the scan into {patches} patches, more than \
+                         {MAX_PATCHES}"
+                    )));
+                }
                 Ok((grid, *patch_dims))
             }
         }
@@ -101,6 +137,16 @@ impl InferenceMode {
     /// Whether patches are blended with a Gaussian weight (only overlapping ones need it).
     pub(super) fn gaussian(&self) -> bool {
         matches!(self, InferenceMode::SlidingWindow { .. })
+    }
+}
+
+fn check_grid(dims: [usize; 3]) -> Result<(), InferenceError> {
+    let voxels = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    match voxels {
+        Some(v) if v <= MAX_GRID_VOXELS => Ok(()),
+        _ => Err(InferenceError::Settings(format!(
+            "network grid {dims:?} exceeds {MAX_GRID_VOXELS} voxels"
+        ))),
     }
 }
 

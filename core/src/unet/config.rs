@@ -27,6 +27,13 @@ pub struct UNetConfig {
     pub classes: usize,
 }
 
+/// Widest network accepted: four times the paper's 64 (about 900 M parameters), so a corrupt
+/// weights file cannot ask for terabytes.
+pub const MAX_WIDTH: usize = 256;
+
+/// Most input channels or classes accepted, for the same reason.
+pub const MAX_COUNT: usize = 64;
+
 impl UNetConfig {
     /// The smallest `[depth, height, width]` input: the deepest skip (layer3, which has
     /// `ceil(depth / 4) × ceil(height / 8) × ceil(width / 8)` voxels) then has at least two
@@ -35,19 +42,19 @@ impl UNetConfig {
 
     /// Checks the numbers: `width` even and at least 2, `in_channels` and `classes` at least 1.
     pub fn validate(&self) -> Result<(), UNetError> {
-        if self.width < 2 || self.width % 2 != 0 {
+        if self.width < 2 || self.width % 2 != 0 || self.width > MAX_WIDTH {
             return Err(UNetError::InvalidWidth(self.width));
         }
-        if self.in_channels == 0 {
+        if self.in_channels == 0 || self.in_channels > MAX_COUNT {
             return Err(UNetError::ZeroCount {
                 what: "in_channels",
-                value: 0,
+                value: self.in_channels,
             });
         }
-        if self.classes == 0 {
+        if self.classes == 0 || self.classes > MAX_COUNT {
             return Err(UNetError::ZeroCount {
                 what: "classes",
-                value: 0,
+                value: self.classes,
             });
         }
         Ok(())

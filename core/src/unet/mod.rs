@@ -33,11 +33,12 @@ use crate::unet::up_block::UpBlock;
 /// Why a network could not be built or run.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UNetError {
-    /// The base width must be even (up4 has `width / 2` channels) and at least 2.
-    #[error("U-Net width {0} is invalid: it must be even and at least 2")]
+    /// The base width must be even (up4 has `width / 2` channels), at least 2 and at most
+    /// [`MAX_WIDTH`](config::MAX_WIDTH).
+    #[error("U-Net width {0} is invalid: it must be even, at least 2 and at most 256")]
     InvalidWidth(usize),
-    /// Input channels and classes must be at least 1.
-    #[error("U-Net {what} is {value}: it must be at least 1")]
+    /// Input channels and classes must be at least 1 and at most [`MAX_COUNT`](config::MAX_COUNT).
+    #[error("U-Net {what} is {value}: it must be at least 1 and at most 64")]
     ZeroCount {
         /// Which count (`in_channels` or `classes`).
         what: &'static str,
