@@ -40,7 +40,7 @@ pub struct EvaluateArgs {
     #[arg(long, default_value_t = 3.0)]
     tolerance_mm: f64,
     /// Which mask value is infiltrate; by default every value > 0.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     label: Option<u32>,
     /// Infiltrate probability above which a voxel is predicted infiltrate.
     #[arg(long, default_value_t = 0.5)]

@@ -19,7 +19,7 @@ pub struct MetricsArgs {
     #[arg(long, default_value_t = 3.0)]
     tolerance_mm: f64,
     /// Score only this label value; by default every label > 0 is foreground.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     label: Option<u32>,
     /// Print the result as JSON.
     #[arg(long)]

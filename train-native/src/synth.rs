@@ -31,8 +31,8 @@ pub struct SynthArgs {
     /// Folder to write `images/`, `masks/`, `manifest.csv` and `synth.json` into.
     #[arg(long)]
     output: PathBuf,
-    /// Synthetic cases made from each input scan.
-    #[arg(long, default_value_t = 10)]
+    /// Synthetic cases made from each input scan (1 … 10 000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     cases_per_scan: u32,
     /// Seed of the whole batch: the same seed gives the same files.
     #[arg(long, default_value_t = 0)]

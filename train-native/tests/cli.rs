@@ -121,3 +121,12 @@ fn metrics_on_the_same_grid_size_but_another_position_is_a_clear_error() {
     assert!(stderr.contains("different voxel-to-world affines"), "{stderr}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn label_zero_is_refused_because_it_would_score_the_background() {
+    let a = shared_data("pyradiomics/lung1_label.nii.gz");
+    let out = pulmoseg(&["metrics", a.to_str().unwrap(), a.to_str().unwrap(), "--label", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--label") && stderr.contains('0'), "{stderr}");
+}

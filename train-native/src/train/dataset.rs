@@ -218,11 +218,14 @@ pub fn split(
 
     let mut order: Vec<usize> = (0..pairs.len()).collect();
     SplitMix64::new(seed ^ 0x5EED_5EED_5EED_5EED).shuffle(&mut order);
-    let n_tune = if pairs.len() < 2 {
-        0
-    } else {
-        ((pairs.len() as f64 * tune_fraction).round() as usize).clamp(1, pairs.len() - 1)
-    };
+    if pairs.len() < 2 {
+        bail!(
+            "{} (image, mask) pair given: training needs at least 2, one to train on and one \
+             to tune on",
+            pairs.len()
+        );
+    }
+    let n_tune = ((pairs.len() as f64 * tune_fraction).round() as usize).clamp(1, pairs.len() - 1);
     let mut tune_idx: Vec<usize> = order[..n_tune].to_vec();
     tune_idx.sort_unstable();
     let tune = tune_idx.iter().map(|&i| pairs[i].clone()).collect();

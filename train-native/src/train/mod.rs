@@ -90,7 +90,7 @@ pub struct TrainArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Mask value that is infiltrate (default: every value > 0).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     label: Option<u32>,
     /// Stage 1 input, DEPTHxHEIGHTxWIDTH (paper: 18x112x112).
     #[arg(long, value_parser = parse_dims)]
