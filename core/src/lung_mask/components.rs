@@ -226,25 +226,13 @@ pub(super) fn label_2d(
         while let Some(p) = stack.pop() {
             let p = p as usize;
             area += 1;
-            let (u, v) = (p % nu, p / nu);
             let mut visit = |q: usize| {
                 if labels[q] == 0 && member(q) {
                     labels[q] = region;
                     stack.push(q as u32);
                 }
             };
-            if u > 0 {
-                visit(p - 1);
-            }
-            if u + 1 < nu {
-                visit(p + 1);
-            }
-            if v > 0 {
-                visit(p - nu);
-            }
-            if v + 1 < nv {
-                visit(p + nu);
-            }
+            for_each_neighbour_4(p, nu, nv, &mut visit);
         }
         areas.push(area);
     }
@@ -273,24 +261,31 @@ pub(super) fn reach_from_border(
     }
     while let Some(p) = stack.pop() {
         let p = p as usize;
-        let (u, v) = (p % nu, p / nu);
         let mut visit = |q: usize| {
             if reached[q] == 0 && background(q) {
                 reached[q] = 1;
                 stack.push(q as u32);
             }
         };
-        if u > 0 {
-            visit(p - 1);
-        }
-        if u + 1 < nu {
-            visit(p + 1);
-        }
-        if v > 0 {
-            visit(p - nu);
-        }
-        if v + 1 < nv {
-            visit(p + nu);
-        }
+        for_each_neighbour_4(p, nu, nv, &mut visit);
+    }
+}
+
+/// Calls `f` with each in-plane 4-neighbour of pixel `p` on a slice `nu` pixels wide and `nv`
+/// high (index `u + nu * v`), skipping those beyond the slice's edges.
+#[inline]
+pub(super) fn for_each_neighbour_4(p: usize, nu: usize, nv: usize, f: &mut impl FnMut(usize)) {
+    let (u, v) = (p % nu, p / nu);
+    if u > 0 {
+        f(p - 1);
+    }
+    if u + 1 < nu {
+        f(p + 1);
+    }
+    if v > 0 {
+        f(p - nu);
+    }
+    if v + 1 < nv {
+        f(p + nu);
     }
 }

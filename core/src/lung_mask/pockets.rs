@@ -20,7 +20,7 @@
 //! lung joins the mediastinal pocket and is not filled; large vessels that run up or down from
 //! the hilum are rejected like the dome and stay out of the mask, beyond what the closing adds.
 
-use super::components::label_2d;
+use super::components::{for_each_neighbour_4, label_2d};
 use super::Grid;
 
 /// Added to a lung's label while its pocket is only a candidate.
@@ -233,18 +233,7 @@ fn mark_candidates(
                 enclosed[r] = false;
             }
         };
-        if u > 0 {
-            neighbour(p - 1);
-        }
-        if u + 1 < wu {
-            neighbour(p + 1);
-        }
-        if v > 0 {
-            neighbour(p - wu);
-        }
-        if v + 1 < wv {
-            neighbour(p + wu);
-        }
+        for_each_neighbour_4(p, wu, wv, &mut neighbour);
     }
     let accepted = |r: usize| {
         // `touches` ORs the labels 1 and 2: exactly one lung gives 1 or 2, both give 3.
