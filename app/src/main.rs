@@ -8,6 +8,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod label_export;
+mod overlay;
 mod plane;
 mod slice_image;
 mod viewport;
@@ -16,6 +17,8 @@ mod viewport;
 mod browser;
 #[cfg(target_arch = "wasm32")]
 mod page;
+#[cfg(target_arch = "wasm32")]
+mod segment;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

@@ -16,16 +16,15 @@ use pulmoseg_core::Volume;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, File, HtmlCanvasElement, HtmlInputElement, ImageData};
 
+use pulmoseg_app::protocol::{threshold_level, STAGES, PAGE_MAX_VOXELS};
+
 use crate::browser::{self, now_ms, yield_to_browser};
 use crate::label_export::labels_nii_gz;
+use crate::overlay::{draw_overlay, OverlayStyle};
+use crate::segment::{self, Outcome, SegmentState, SEGMENTATION};
 use crate::plane::{EdgeLabels, Plane};
 use crate::slice_image::{render_slice, WindowLevel};
 use crate::viewport::{Placement, ViewTransform};
-
-/// Largest scan the page opens: 2²⁷ ≈ 134 M voxels (512 MB of f32). Reorienting to RAS+
-/// briefly holds two copies, and a WebAssembly page has at most 4 GB of memory, part of it
-/// already taken by the file's own bytes; P001 (38.8 M voxels) is well inside.
-pub const PAGE_MAX_VOXELS: usize = 1 << 27;
 
 /// HU change per pixel of a window/level drag: finer for narrow windows.
 fn hu_per_drag_pixel(window: WindowLevel) -> f64 {
@@ -41,6 +40,8 @@ struct LoadedScan {
     reorientation: Reorientation,
     /// The file's header as read.
     header: Header,
+    /// The file itself, handed to the segmentation worker.
+    file: File,
 }
 
 /// Scratch space of the three canvases, kept between redraws.
@@ -50,6 +51,8 @@ struct RenderCache {
     slice_canvases: [Option<HtmlCanvasElement>; 3],
     /// RGBA pixels of the slice being drawn.
     rgba: Vec<u8>,
+    /// The overlay's scratch space.
+    inside: Vec<bool>,
     /// Where each plane's slice was last drawn, for mapping pointer positions back.
     placements: [Option<Placement>; 3],
 }
@@ -127,6 +130,8 @@ struct Viewer {
     /// Bumped when the window is resized, so canvases re-measure.
     layout_tick: RwSignal<u32>,
     drop_hover: RwSignal<bool>,
+    /// Segmentation: the run, its results, the overlay's settings.
+    seg: SegmentState,
 }
 
 impl Viewer {
@@ -147,6 +152,7 @@ impl Viewer {
             busy: RwSignal::new(false),
             layout_tick: RwSignal::new(0),
             drop_hover: RwSignal::new(false),
+            seg: SegmentState::new(),
         }
     }
 
@@ -197,6 +203,7 @@ pub fn App() -> impl IntoView {
         <div class="app">
             <Toolbar/>
             <ErrorBanner/>
+            <div class="workspace">
             <main
                 class="viewer"
                 class:drop-hover=move || viewer.drop_hover.get()
@@ -219,6 +226,8 @@ pub fn App() -> impl IntoView {
                 <ViewPanel plane=Plane::Sagittal/>
                 <EmptyState/>
             </main>
+            <ResultsPanel/>
+            </div>
             <StatusBar/>
         </div>
     }
@@ -325,17 +334,42 @@ fn Toolbar() -> impl IntoView {
                 >
                     "Export PNG"
                 </button>
-                // Limitation: the segmentation network (core's `model` feature) is not yet
-                // built into the page; this is where "Segment" runs it on the canonical volume
-                // and `label_export::labels_nii_gz` offers the mask as a download.
+            </div>
+            <div class="group" role="group" aria-label="Segmentation">
                 <button
                     id="segment"
-                    class="btn"
-                    disabled=true
-                    title="Segmentation is not part of this build yet"
+                    class="btn primary"
+                    disabled=move || no_scan() || viewer.seg.running.get() || viewer.busy.get()
+                    on:click=move |_| start_segmentation(viewer)
                 >
                     "Segment"
                 </button>
+                <label class="check" title="Run the network on the GPU through WebGPU when the browser offers it">
+                    <input
+                        id="use-webgpu"
+                        type="checkbox"
+                        prop:checked=move || viewer.seg.use_webgpu.get()
+                        on:change=move |event| viewer.seg.use_webgpu.set(event_target_checked(&event))
+                    />
+                    "GPU"
+                </label>
+                <label class="btn" for="weights-input" title="Use your own Pulmoseg weights file (.pulmoseg) instead of the page's model">
+                    "Own model…"
+                </label>
+                <input
+                    id="weights-input"
+                    class="visually-hidden"
+                    type="file"
+                    accept=".pulmoseg"
+                    on:change=move |event| {
+                        let input: HtmlInputElement = event_target(&event);
+                        let file = input.files().and_then(|files| files.get(0));
+                        input.set_value("");
+                        if let Some(file) = file {
+                            open_weights(viewer, file);
+                        }
+                    }
+                />
             </div>
         </div>
     }
@@ -433,8 +467,15 @@ fn ViewPanel(plane: Plane) -> impl IntoView {
         let cursor = viewer.cursor.get();
         let window = viewer.window.get();
         let transform = viewer.transforms.get()[plane.index()];
+        viewer.seg.generation.get();
+        let style = OverlayStyle {
+            infiltrate: viewer.seg.show_infiltrate.get(),
+            opacity: viewer.seg.opacity.get(),
+            level: threshold_level(viewer.seg.threshold.get()),
+            lung_outline: viewer.seg.lung_outline.get(),
+        };
         if let Some(canvas) = canvas_ref.get() {
-            draw_view(plane, &canvas, cursor, window, transform);
+            draw_view(plane, &canvas, cursor, window, transform, style);
         }
     });
 
@@ -663,6 +704,7 @@ fn draw_view(
     cursor: [usize; 3],
     window: WindowLevel,
     transform: ViewTransform,
+    style: OverlayStyle,
 ) {
     let Some(context) = context_2d(canvas) else {
         return;
@@ -695,6 +737,12 @@ fn draw_view(
             let volume = &scan.volume;
             let slice = cursor[plane.layout().through];
             let size = render_slice(volume, plane, slice, window, &mut cache.rgba);
+            SEGMENTATION.with_borrow(|segmentation| {
+                if let Some(segmentation) = segmentation.as_ref().filter(|s| s.summary.canonical_dims == volume.dims) {
+                    let RenderCache { rgba, inside, .. } = cache;
+                    draw_overlay(rgba, plane, slice, segmentation.maps(), style, inside);
+                }
+            });
             let Some(slice_canvas) = slice_canvas(&mut cache.slice_canvases[plane.index()]) else {
                 return;
             };
@@ -813,6 +861,7 @@ async fn load_scan(viewer: Viewer, file: &File) -> Result<(), String> {
     let megabytes = file.size() / 1e6;
 
     // The previous scan goes first, so that two never occupy memory together.
+    viewer.seg.clear();
     SCAN.with_borrow_mut(|scan| *scan = None);
     viewer.info.set(None);
     viewer.generation.update(|g| *g += 1);
@@ -828,9 +877,9 @@ async fn load_scan(viewer: Viewer, file: &File) -> Result<(), String> {
     viewer.set_status("busy", format!("Decoding {name} ({megabytes:.1} MB)…"));
     yield_to_browser().await;
     let start = now_ms();
-    // Limitation: decoding and reorienting run on the page's main thread (about 1 s each for
-    // P001 in Chromium), so the page does not respond during them; a Web Worker would keep
-    // it responsive but needs the volume moved across, which is not built yet.
+    // Limitation: decoding and reorienting for display run on the page's main thread (about
+    // 1 s each for P001 in Chromium), so the page does not respond during them; segmentation,
+    // the long part, runs in its Web Worker (see `segment`).
     let options = ReadOptions {
         max_voxels: PAGE_MAX_VOXELS,
     };
@@ -869,6 +918,7 @@ async fn load_scan(viewer: Viewer, file: &File) -> Result<(), String> {
             volume,
             reorientation,
             header: image.header,
+            file: file.clone(),
         });
     });
     viewer.cursor.set(dims.map(|n| n / 2));
@@ -988,11 +1038,267 @@ fn export_png(viewer: Viewer) -> Result<(), String> {
 
 /// The open scan's labels (`[ni * nj * nk]` on the canonical grid) as a `.nii.gz` on the
 /// file's own grid, for the "Segment" step's download.
-#[allow(dead_code)]
 fn export_labels(canonical_labels: &[u8]) -> Result<Vec<u8>, String> {
     SCAN.with_borrow(|scan| {
         let scan = scan.as_ref().ok_or("no scan is open")?;
         labels_nii_gz(canonical_labels, &scan.reorientation, &scan.header)
             .map_err(|e| e.to_string())
     })
+}
+
+/// The open scan's file name without `.nii` / `.nii.gz`, for download names.
+fn scan_base_name(viewer: Viewer) -> String {
+    let name = viewer
+        .info
+        .with_untracked(|info| info.as_ref().map(|i| i.file_name.clone()))
+        .unwrap_or_else(|| "scan".into());
+    name.strip_suffix(".nii.gz")
+        .or_else(|| name.strip_suffix(".nii"))
+        .unwrap_or(&name)
+        .to_string()
+}
+
+/// "Segment": hands the open scan to a fresh worker.
+fn start_segmentation(viewer: Viewer) {
+    let Some(file) = SCAN.with_borrow(|scan| scan.as_ref().map(|s| s.file.clone())) else {
+        viewer.error.set(Some("Open a scan first.".into()));
+        return;
+    };
+    viewer.error.set(None);
+    let name = file.name();
+    viewer.set_status("busy", format!("Segmenting {name}…"));
+    let on_end = move |outcome: Outcome| match outcome {
+        Outcome::Done => {
+            let text = viewer.seg.summary.with_untracked(|summary| {
+                summary.as_ref().map(|s| {
+                    format!(
+                        "Segmented {name} in {:.1} s on {} · infiltrate {:.1} mL ({:.1} % of the lungs)",
+                        s.timings.total_s,
+                        backend_name(s),
+                        s.quantities.lungs.total.infiltrate_ml,
+                        s.quantities.lungs.total.affected_percent
+                    )
+                })
+            });
+            viewer.set_status("segmented", text.unwrap_or_default());
+        }
+        Outcome::Failed(message) => {
+            browser::log_warn(&message);
+            viewer.set_status("error", format!("Segmentation of {name} failed."));
+            viewer.error.set(Some(format!("Segmentation failed: {message}")));
+        }
+    };
+    if let Err(message) = segment::start(viewer.seg, file, on_end) {
+        viewer.set_status("error", "Segmentation could not start.");
+        viewer.error.set(Some(message));
+    }
+}
+
+fn backend_name(summary: &pulmoseg_app::protocol::ResultSummary) -> &'static str {
+    match summary.backend {
+        pulmoseg_app::protocol::BackendUsed::Webgpu => "WebGPU",
+        pulmoseg_app::protocol::BackendUsed::Cpu => "the CPU",
+    }
+}
+
+/// "Own model…": checks the reader's weights file and uses it for the next runs.
+fn open_weights(viewer: Viewer, file: File) {
+    spawn_local(async move {
+        let name = file.name();
+        let result = match browser::read_file_bytes(&file).await {
+            Ok(bytes) => segment::set_own_weights(&name, bytes),
+            Err(message) => Err(format!("{name}: {message}")),
+        };
+        match result {
+            Ok(card) => {
+                viewer.seg.own_weights.set(Some((name.clone(), card)));
+                viewer.set_status("ready", format!("Using your model {name} for the next segmentation."));
+            }
+            Err(message) => viewer.error.set(Some(message)),
+        }
+    });
+}
+
+/// Downloads the infiltrate mask at the chosen threshold as `.nii.gz` on the file's grid.
+fn export_mask(viewer: Viewer) -> Result<(), String> {
+    let threshold = viewer.seg.threshold.get_untracked();
+    let labels = SEGMENTATION
+        .with_borrow(|s| s.as_ref().map(|s| s.labels(threshold)))
+        .ok_or("no segmentation yet")?;
+    let bytes = export_labels(&labels)?;
+    segment::download(&bytes, "application/gzip", &format!("{}_infiltrate.nii.gz", scan_base_name(viewer)))
+}
+
+/// Downloads the quantities JSON at the chosen threshold.
+fn export_quantities(viewer: Viewer) -> Result<(), String> {
+    let quantities = viewer.seg.quantities.get_untracked().ok_or("no segmentation yet")?;
+    let json = serde_json::to_vec_pretty(&quantities).map_err(|e| e.to_string())?;
+    segment::download(&json, "application/json", &format!("{}_quantities.json", scan_base_name(viewer)))
+}
+
+/// The right-hand panel: progress, quantities, overlay settings, exports, model card.
+#[component]
+fn ResultsPanel() -> impl IntoView {
+    let viewer = expect_context::<Viewer>();
+    let seg = viewer.seg;
+    let has_result = move || seg.summary.with(|s| s.is_some());
+
+    let progress = move || {
+        seg.stage.get().map(|(stage, text)| {
+            let current = STAGES.iter().position(|s| *s == stage).unwrap_or(0);
+            let steps = STAGES
+                .iter()
+                .enumerate()
+                .map(|(n, s)| {
+                    let class = if n < current { "step done" } else if n == current { "step now" } else { "step" };
+                    view! { <li class=class data-stage=s.name()>{s.name()}</li> }
+                })
+                .collect_view();
+            view! {
+                <div id="seg-progress" class="seg-progress" data-stage=stage.name()>
+                    <ol class="steps">{steps}</ol>
+                    <div class="seg-text">{text}</div>
+                </div>
+            }
+        })
+    };
+
+    let row = move |label: &'static str, side: fn(&pulmoseg_core::inference::LungQuantities) -> pulmoseg_core::inference::SideQuantities, id: &'static str| {
+        view! {
+            <tr data-side=id>
+                <th>{label}</th>
+                <td class="num">{move || seg.quantities.with(|q| q.as_ref().map(|q| format!("{:.1}", side(&q.lungs).infiltrate_ml)))}</td>
+                <td class="num">{move || seg.quantities.with(|q| q.as_ref().map(|q| format!("{:.0}", side(&q.lungs).lung_ml)))}</td>
+                <td class="num">{move || seg.quantities.with(|q| q.as_ref().map(|q| format!("{:.1}", side(&q.lungs).affected_percent)))}</td>
+            </tr>
+        }
+    };
+
+    let warnings = move || {
+        seg.quantities.with(|q| {
+            q.as_ref().map(|q| q.warnings.iter().map(|w| view! { <li>{w.clone()}</li> }).collect_view())
+        })
+    };
+    let card = move || {
+        seg.summary.with(|summary| summary.as_ref().map(|s| model_card_lines(&s.model)))
+            .or_else(|| seg.own_weights.with(|own| own.as_ref().map(|(_, card)| model_card_lines(card))))
+            .map(|lines| lines.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view())
+    };
+    let run_line = move || {
+        seg.summary.with(|summary| {
+            summary.as_ref().map(|s| {
+                let t = s.timings;
+                format!(
+                    "{} · {:.1} s (decode {:.1}, preprocess {:.1}, network {:.1}, postprocess {:.1})",
+                    backend_name(s), t.total_s, t.decode_s, t.preprocess_s, t.inference_s, t.postprocess_s
+                )
+            })
+        })
+    };
+
+    view! {
+        <aside class="results" aria-label="Segmentation results">
+            <h2>"Infiltrates"</h2>
+            <p class="research-line">"Research use only — not for diagnosis."</p>
+            {progress}
+            <Show when=move || !has_result() && !seg.running.get()>
+                <p class="muted">"Open a scan and press Segment: the network runs in this browser; the scan is not uploaded."</p>
+            </Show>
+            <Show when=has_result>
+                <div id="seg-result" class="seg-result" data-backend=move || seg.summary.with(|s| s.as_ref().map(|s| backend_name(s)))>
+                    <table class="quantities">
+                        <thead><tr><th></th><th>"infiltrate mL"</th><th>"lung mL"</th><th>"%"</th></tr></thead>
+                        <tbody>
+                            {row("Right", |l| l.right, "right")}
+                            {row("Left", |l| l.left, "left")}
+                            {row("Total", |l| l.total, "total")}
+                        </tbody>
+                    </table>
+                    <pre id="quantities-json" hidden>{move || seg.quantities.with(|q| q.as_ref().and_then(|q| serde_json::to_string(q).ok()))}</pre>
+                    <p id="seg-notice" class="notice">{move || seg.summary.with(|s| s.as_ref().and_then(|s| s.notice.clone()))}</p>
+                    <p id="seg-run" class="muted">{run_line}</p>
+                    <ul id="seg-warnings" class="warnings-list">{warnings}</ul>
+                    <div class="controls">
+                        <label class="check">
+                            <input id="show-overlay" type="checkbox" prop:checked=move || seg.show_infiltrate.get()
+                                on:change=move |e| seg.show_infiltrate.set(event_target_checked(&e))/>
+                            "Infiltrate overlay"
+                        </label>
+                        <label class="check">
+                            <input id="show-lung" type="checkbox" prop:checked=move || seg.lung_outline.get()
+                                on:change=move |e| seg.lung_outline.set(event_target_checked(&e))/>
+                            "Lung outline"
+                        </label>
+                        <label class="slider">
+                            "Opacity"
+                            <input id="opacity" type="range" min="0" max="100" step="5"
+                                prop:value=move || ((seg.opacity.get() * 100.0).round() as i32).to_string()
+                                on:input=move |e| if let Ok(v) = event_target_value(&e).parse::<f32>() { seg.opacity.set(v / 100.0) }/>
+                        </label>
+                        <label class="slider">
+                            {move || format!("Threshold {:.2}", seg.threshold.get())}
+                            <input id="threshold" type="range" min="13" max="243" step="1"
+                                prop:value=move || threshold_level(seg.threshold.get()).to_string()
+                                on:input=move |e| if let Ok(v) = event_target_value(&e).parse::<f32>() {
+                                    seg.threshold.set(v / 256.0);
+                                    seg.recount();
+                                }/>
+                        </label>
+                    </div>
+                    <div class="exports">
+                        <button id="export-mask" class="btn" on:click=move |_| if let Err(m) = export_mask(viewer) {
+                            viewer.error.set(Some(format!("Mask export failed: {m}")));
+                        }>"Mask .nii.gz"</button>
+                        <button id="export-json" class="btn" on:click=move |_| if let Err(m) = export_quantities(viewer) {
+                            viewer.error.set(Some(format!("Quantities export failed: {m}")));
+                        }>"Quantities JSON"</button>
+                    </div>
+                </div>
+            </Show>
+            <Show when=move || seg.own_weights.with(|w| w.is_some())>
+                <p id="own-weights" class="muted">
+                    {move || seg.own_weights.with(|w| w.as_ref().map(|(name, _)| format!("Model: your file {name}")))}
+                    " "
+                    <button class="btn small" on:click=move |_| {
+                        segment::clear_own_weights();
+                        seg.own_weights.set(None);
+                    }>"Use the page's model"</button>
+                </p>
+            </Show>
+            <h3>"Model"</h3>
+            <dl id="model-card" class="model-card">{card}</dl>
+        </aside>
+    }
+}
+
+/// The model card's headline facts, in reading order, from a weights file's description
+/// (`name`, `version`, `network`, `model_card`).
+fn model_card_lines(model: &serde_json::Value) -> Vec<(&'static str, String)> {
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let card = &model["model_card"];
+    let mut lines = vec![(
+        "name",
+        format!("{} {}", text(&model["name"]), text(&model["version"])),
+    )];
+    let fields: [(&'static str, &serde_json::Value); 8] = [
+        ("network", &card["model"]),
+        ("trained on", &card["training_data"]),
+        ("cases", &card["training_cases"]),
+        ("hardware", &card["hardware"]),
+        ("training time", &card["wall_time"]),
+        ("tuning Dice", &card["tuning"]["dice"]["mean"]),
+        ("tuning NSD", &card["tuning"]["nsd"]["mean"]),
+        ("P001 slices", &card["p001"]["summary"]),
+    ];
+    for (label, value) in fields {
+        let value = text(value);
+        if !value.is_empty() {
+            lines.push((label, value));
+        }
+    }
+    lines
 }

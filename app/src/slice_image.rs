@@ -94,7 +94,7 @@ pub fn render_slice(
 }
 
 /// Flat-index offset of screen coordinate 0 and the step per screen pixel along one axis.
-fn walk(axis: ScreenAxis, dims: [usize; 3], strides: [usize; 3]) -> (isize, isize) {
+pub(crate) fn walk(axis: ScreenAxis, dims: [usize; 3], strides: [usize; 3]) -> (isize, isize) {
     let stride = strides[axis.voxel_axis] as isize;
     if axis.reversed {
         ((dims[axis.voxel_axis] as isize - 1) * stride, -stride)

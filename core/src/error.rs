@@ -23,6 +23,9 @@ pub enum Error {
     /// Synthetic lesions cannot be made for this volume or with these options.
     #[error(transparent)]
     Synthesis(#[from] crate::synthesis::SynthesisError),
+    /// Slice-level scores cannot be computed for these masks and labels.
+    #[error(transparent)]
+    SliceScores(#[from] crate::slice_scores::SliceScoreError),
     /// Whole-scan inference was driven wrongly or with unusable settings.
     #[error(transparent)]
     Inference(#[from] crate::inference::InferenceError),
@@ -34,6 +37,10 @@ pub enum Error {
     #[cfg(feature = "model")]
     #[error(transparent)]
     Weights(#[from] crate::weights::WeightsError),
+    /// The compute backend failed while running the network (a GPU error, a lost device).
+    #[cfg(feature = "model")]
+    #[error("the compute backend failed: {0}")]
+    Backend(String),
     /// A Kinetics-400 checkpoint cannot be imported.
     #[cfg(feature = "model")]
     #[error(transparent)]

@@ -17,6 +17,7 @@ pub mod lung_mask;
 pub mod nifti;
 pub mod orientation;
 pub mod resample;
+pub mod slice_scores;
 pub mod summary;
 pub mod synthesis;
 pub mod surface_areas;
@@ -29,6 +30,8 @@ pub mod unet;
 pub mod weights;
 #[cfg(feature = "model")]
 pub mod kinetics;
+#[cfg(feature = "model")]
+pub mod segment;
 
 pub use affine::Affine;
 pub use error::Error;

@@ -5,12 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use burn::tensor::activation::softmax;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use clap::Args;
 use pulmoseg_core::dice::{dice, mask_from_labels};
-use pulmoseg_core::inference::{Inference, Preprocessing};
+use pulmoseg_core::inference::Preprocessing;
 use pulmoseg_core::nifti::write_labels_nii_gz;
+use pulmoseg_core::segment::infiltrate_probability;
 use pulmoseg_core::summary::summarize;
 use pulmoseg_core::surface_dice::surface_dice;
 use pulmoseg_core::unet::UNet;
@@ -75,7 +75,8 @@ pub fn inference_preprocessing(metadata: &WeightsMetadata) -> anyhow::Result<Pre
     Ok(pre.clone())
 }
 
-/// Infiltrate probability of every voxel of `volume`, on its own grid and in its layout.
+/// Infiltrate probability of every voxel of `volume`, on its own grid and in its layout
+/// (core's [`infiltrate_probability`], driven to completion on this thread).
 ///
 /// `model` must be in evaluation form (a non-autodiff device, e.g. after `.valid()`), so that
 /// BatchNorm uses its running statistics.
@@ -85,20 +86,8 @@ pub fn predict(
     volume: &Volume,
     preprocessing: &Preprocessing,
 ) -> anyhow::Result<Vec<f32>> {
-    let mut inference = Inference::new(volume, preprocessing)?;
-    let [pi, pj, pk] = inference.patch_dims();
-    for patch in 0..inference.patch_count() {
-        let input = inference.patch_input(patch)?;
-        let input = Tensor::<5>::from_floats(TensorData::new(input, [1, 1, pk, pj, pi]), device);
-        let logits = model.forward(input)?;
-        let probability = softmax(logits, 1).narrow(1, 1, 1);
-        let values: Vec<f32> = probability
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading the network output: {e:?}"))?;
-        inference.add_patch(patch, &values)?;
-    }
-    Ok(inference.probability()?)
+    let run = infiltrate_probability(model, device, volume, preprocessing, |_, _| ());
+    Ok(futures_lite::future::block_on(run)?)
 }
 
 /// Runs `model` on every pair and scores it; writes predicted label files into `labels_dir`

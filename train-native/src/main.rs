@@ -1,10 +1,12 @@
 //! `pulmoseg`: the native companion of the Pulmoseg page. It inspects chest CTs and scores
 //! segmentations with the metrics of the COVID-19 benchmark.
 
+mod card;
 mod info;
 mod input;
 mod metrics;
 mod predict;
+mod slices;
 mod synth;
 mod train;
 mod evaluate;
@@ -33,6 +35,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Infiltrate masks and lung quantities for chest CTs with a trained weights file.
     Predict(predict::PredictArgs),
+    /// Slice-level sensitivity and specificity of a predicted mask against per-slice labels.
+    Slices(slices::SlicesArgs),
+    /// Add measurements to a weights file's model card (or store it in half precision).
+    Card(card::CardArgs),
     /// Score a trained weights file on (image, mask) pairs: per-case Dice and NSD, summary rows.
     Evaluate(evaluate::EvaluateArgs),
 }
@@ -55,6 +61,8 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(&args),
         Command::Evaluate(args) => evaluate::run(&args),
         Command::Predict(args) => predict::run(&args),
+        Command::Slices(args) => slices::run(&args),
+        Command::Card(args) => card::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use pulmoseg_core::inference::{input_warnings, quantify, InfiltrateMask, Quantities};
+use pulmoseg_core::inference::{summarise, InfiltrateMask, Quantities};
 use pulmoseg_core::lung_mask::{lung_mask, LungMaskOptions};
 use pulmoseg_core::nifti::write_labels_nii_gz;
 use pulmoseg_core::weights;
@@ -91,16 +91,9 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         bar.inc(1);
 
         stage(STAGES[3]);
-        let mask = InfiltrateMask::from_probability(&probability, &lung, args.threshold);
-        let mut warnings = image.warnings.clone();
-        warnings.extend(lung.warnings.iter().cloned());
-        warnings.extend(input_warnings(volume, &lung));
-        let quantities = Quantities {
-            model_name: metadata.name.clone(),
-            model_version: metadata.version.clone(),
-            lungs: quantify(&mask, &lung, volume.voxel_ml()),
-            warnings,
-        };
+        let model_id = (metadata.name.as_str(), metadata.version.as_str());
+        let (mask, quantities) =
+            summarise(volume, &lung, &probability, args.threshold, model_id, &image.warnings);
         write_outputs(&args.output, &name, &mask, &image.header, &quantities)?;
         bar.inc(1);
         bar.println(format!(

@@ -13,7 +13,7 @@ mod warnings;
 
 pub use gaussian::gaussian_importance;
 pub use mode::{InferenceMode, Preprocessing};
-pub use quantities::{quantify, InfiltrateMask, LungQuantities, Quantities, SideQuantities};
+pub use quantities::{quantify, summarise, InfiltrateMask, LungQuantities, Quantities, SideQuantities};
 pub use warnings::input_warnings;
 
 use thiserror::Error;

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::inference::input_warnings;
 use crate::lung_mask::{LungMask, LEFT_LUNG, RIGHT_LUNG};
+use crate::volume::Volume;
 
 /// A binary infiltrate mask on a scan's own grid, kept inside the lung mask.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,4 +100,28 @@ pub fn quantify(infiltrate: &InfiltrateMask, lung: &LungMask, voxel_ml: f64) -> 
             voxel_ml,
         ),
     }
+}
+
+/// The result of one scan as `pulmoseg predict` and the page report it: the infiltrate mask
+/// at `threshold` inside the lung mask, and its quantities with every warning about the
+/// input (the reader's repairs, the lung mask's, and [`input_warnings`]).
+pub fn summarise(
+    volume: &Volume,
+    lung: &LungMask,
+    probability: &[f32],
+    threshold: f32,
+    model: (&str, &str),
+    reader_warnings: &[String],
+) -> (InfiltrateMask, Quantities) {
+    let mask = InfiltrateMask::from_probability(probability, lung, threshold);
+    let mut warnings = reader_warnings.to_vec();
+    warnings.extend(lung.warnings.iter().cloned());
+    warnings.extend(input_warnings(volume, lung));
+    let quantities = Quantities {
+        model_name: model.0.to_string(),
+        model_version: model.1.to_string(),
+        lungs: quantify(&mask, lung, volume.voxel_ml()),
+        warnings,
+    };
+    (mask, quantities)
 }

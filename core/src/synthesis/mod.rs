@@ -54,7 +54,8 @@ pub struct SynthesisOptions {
     /// Smallest drawn total lesion volume of a case, mL. The drawn volume is log-uniform
     /// between this and [`Self::max_total_ml`]; lesions cut by the pleura end up smaller.
     pub min_total_ml: f64,
-    /// Largest drawn total lesion volume of a case, mL.
+    /// Largest drawn total lesion volume of a case, mL. COVID-19 cohorts span from a few mL to
+    /// a large share of both lungs (Ma et al.'s infection ratios reach tens of percent).
     pub max_total_ml: f64,
     /// Share (0 … 1) of cases with lesions in both lungs (the others have them in one).
     pub bilateral_share: f64,
@@ -94,7 +95,7 @@ impl Default for SynthesisOptions {
             min_lesions: 1,
             max_lesions: 8,
             min_total_ml: 1.0,
-            max_total_ml: 150.0,
+            max_total_ml: 400.0,
             bilateral_share: 0.7,
             consolidation_share: 0.05,
             mixed_share: 0.4,
