@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use burn::tensor::Device;
 use pulmoseg_core::inference::{InferenceMode, Preprocessing};
 use pulmoseg_core::lung_mask::{lung_mask, LungMaskOptions};
-use pulmoseg_core::nifti::{read_nifti, ReadOptions};
+use pulmoseg_core::nifti::{read_nifti, write_labels_nii_gz, ReadOptions};
 use pulmoseg_core::orientation::CanonicalOrientation;
 use pulmoseg_core::resample::ResizeConvention;
 use pulmoseg_core::unet::UNetConfig;
@@ -171,4 +171,89 @@ fn a_weights_file_with_a_reversed_window_or_clashing_inputs_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("two inputs are named \"covidctmd_P001_3mm\""), "{stderr}");
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn slice_scores_of_a_mask_made_from_the_labels_themselves_are_perfect() {
+    // A mask covering exactly the labelled slices of P001 (every voxel of slice k where
+    // slice_infected[k] = 1) must score sensitivity 1, specificity 1, and put all of its
+    // volume on labelled slices; an empty mask scores sensitivity 0, specificity 1. Both
+    // follow from the definitions, whatever slices the lung mask selects.
+    let dir = scratch("slices");
+    let image_path = shared_data("covid-ct-md/P001.nii.gz");
+    let labels_path = shared_data("covid-ct-md/P001.labels.json");
+    let image = read_nifti(&std::fs::read(&image_path).unwrap(), &ReadOptions::default()).unwrap();
+    let labels: Value = serde_json::from_str(&std::fs::read_to_string(&labels_path).unwrap()).unwrap();
+    let infected: Vec<bool> = labels["slice_infected"].as_array().unwrap().iter().map(|v| v == 1).collect();
+    let [ni, nj, nk] = image.volume.dims;
+    assert_eq!(infected.len(), nk);
+    let perfect: Vec<u8> = (0..ni * nj * nk).map(|v| u8::from(infected[v / (ni * nj)])).collect();
+    let empty = vec![0u8; ni * nj * nk];
+
+    let score = |name: &str, labels: &[u8]| -> Value {
+        let path = dir.join(name);
+        std::fs::write(&path, write_labels_nii_gz(labels, &image.header).unwrap()).unwrap();
+        let out = pulmoseg(&[
+            "slices", "--image", image_path.to_str().unwrap(), "--mask", path.to_str().unwrap(),
+            "--labels", labels_path.to_str().unwrap(), "--json",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let perfect = score("perfect.nii.gz", &perfect);
+    assert_eq!(perfect["sensitivity"], 1.0);
+    assert_eq!(perfect["specificity"], 1.0);
+    assert_eq!(perfect["volume_in_labelled_slices"], 1.0);
+    assert_eq!(perfect["false_positive"], 0);
+    // Most of P001's 148 slices show lung; all 80 labelled slices lie within the lungs.
+    let scored = perfect["scored_slices"].as_u64().unwrap();
+    assert!((100..=148).contains(&scored), "{scored} slices with lung");
+    assert_eq!(perfect["true_positive"], 80);
+
+    let empty = score("empty.nii.gz", &empty);
+    assert_eq!(empty["sensitivity"], 0.0);
+    assert_eq!(empty["specificity"], 1.0);
+    assert_eq!(empty["predicted_voxels"], 0);
+    assert!(empty["volume_in_labelled_slices"].is_null());
+
+    // The 3 mm copy has 74 slices: the 148 labels do not fit it.
+    let small = shared_data("small/covidctmd_P001_3mm.nii.gz");
+    let out = pulmoseg(&[
+        "slices", "--image", small.to_str().unwrap(), "--mask", small.to_str().unwrap(),
+        "--labels", labels_path.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("the labels give 148 slices, the scan has 74"), "{stderr}");
+}
+
+#[test]
+fn card_adds_a_measurement_and_keeps_the_network() {
+    let dir = scratch("card");
+    let model = tiny_weights(&dir);
+    let measured = dir.join("p001.json");
+    std::fs::write(&measured, r#"{"sensitivity": 0.5, "summary": "half"}"#).unwrap();
+    let out_path = dir.join("with-card.pulmoseg");
+    let out = pulmoseg(&[
+        "card", "--model", model.to_str().unwrap(), "--set", &format!("p001={}", measured.display()),
+        "--output", out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = std::fs::read(&model).unwrap();
+    let after = std::fs::read(&out_path).unwrap();
+    let metadata = weights::read_metadata(&after).unwrap();
+    assert_eq!(metadata.model_card["p001"]["summary"], "half");
+    assert_eq!(metadata.network, weights::read_metadata(&before).unwrap().network);
+    // Same tensors: the two files load to networks with identical parameters.
+    let device = Device::flex();
+    let (a, _) = weights::load(&before, &device).unwrap();
+    let (b, _) = weights::load(&after, &device).unwrap();
+    let (a, b) = (weights::save(&a, &metadata, Storage::F32).unwrap(), weights::save(&b, &metadata, Storage::F32).unwrap());
+    assert_eq!(a, b);
+
+    let out = pulmoseg(&[
+        "card", "--model", model.to_str().unwrap(), "--set", "p001", "--output", out_path.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be KEY=FILE.json"));
 }
