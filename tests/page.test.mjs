@@ -440,9 +440,13 @@ test('privacy: every request is for one of the page’s own built assets', async
         assert.equal(parsed.origin, origin, `request to another origin: ${url}`);
         assert.ok(assets.has(parsed.pathname), `request for something that is not a built asset: ${url}`);
     }
+    // The page's own .wasm, and the segmentation worker's, which only "Segment" loads.
     const wasm = [...assets].filter((p) => p.endsWith('.wasm'));
-    assert.equal(wasm.length, 1);
-    timings.wasm_bytes = statSync(join(dist, wasm[0])).size;
+    assert.equal(wasm.length, 2);
+    const worker = wasm.find((p) => p.startsWith('/segment-worker'));
+    assert.ok(worker, 'no segmentation worker in the build');
+    assert.ok(!requests.some((url) => url.includes('segment-worker')), 'the worker loaded before Segment');
+    for (const path of wasm) timings[`${path.slice(1)}_bytes`] = statSync(join(dist, path)).size;
 });
 
 test('no errors in the console: the CSP blocked nothing and nothing panicked', async () => {

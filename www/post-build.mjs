@@ -40,8 +40,8 @@ if (/<script(?![^>]*\bsrc=)[^>]*>/.test(rewritten)) {
 console.log(`post-build: moved ${count} inline loader(s) out of index.html`);
 
 // 2. The segmentation worker (trunk's loader shim for the `segment-worker` binary) gets a
-//    content-hashed name; the page finds it through a <meta name="pulmoseg-worker">.
-const workerLoader = readdirSync(staging).find((name) => /^segment-worker-.*_loader\.js$/.test(name));
+//    name of its own; the page finds it through a <meta name="pulmoseg-worker">.
+const workerLoader = readdirSync(staging).find((name) => /^segment-worker.*_loader\.js$/.test(name));
 if (!workerLoader) {
     console.error('post-build: no segment-worker loader in the build');
     process.exit(1);
@@ -73,7 +73,7 @@ if (hasWasmOpt && process.env.TRUNK_PROFILE === 'release') {
         if (link.test(html2)) {
             const digest = createHash('sha384').update(readFileSync(wasmPath)).digest('base64');
             html2 = html2.replace(link, `$1sha384-${digest}$2`);
-        } else if (!wasmName.startsWith('segment-worker-')) {
+        } else if (!wasmName.startsWith('segment-worker')) {
             console.error(`post-build: no integrity attribute for ${wasmName} in index.html`);
             process.exit(1);
         }

@@ -1,7 +1,4 @@
-//! The parts of the page that its segmentation worker shares: the messages between them
-//! ([`protocol`]) and, in the browser, the worker itself.
+//! What the page and its segmentation worker (`app/worker/`, a crate of its own so that the
+//! page's WebAssembly carries no network code) tell each other: [`protocol`].
 
 pub mod protocol;
-
-#[cfg(target_arch = "wasm32")]
-pub mod worker;

@@ -1101,20 +1101,31 @@ fn backend_name(summary: &pulmoseg_app::protocol::ResultSummary) -> &'static str
     }
 }
 
-/// "Own model…": checks the reader's weights file and uses it for the next runs.
+/// "Own model…": has the reader's weights file checked and uses it for the next runs.
 fn open_weights(viewer: Viewer, file: File) {
     spawn_local(async move {
         let name = file.name();
-        let result = match browser::read_file_bytes(&file).await {
-            Ok(bytes) => segment::set_own_weights(&name, bytes),
-            Err(message) => Err(format!("{name}: {message}")),
-        };
-        match result {
-            Ok(card) => {
-                viewer.seg.own_weights.set(Some((name.clone(), card)));
-                viewer.set_status("ready", format!("Using your model {name} for the next segmentation."));
+        let bytes = match browser::read_file_bytes(&file).await {
+            Ok(bytes) => bytes,
+            Err(message) => {
+                viewer.error.set(Some(format!("{name}: {message}")));
+                return;
             }
-            Err(message) => viewer.error.set(Some(message)),
+        };
+        viewer.set_status("busy", format!("Checking the model {name}…"));
+        let shown = name.clone();
+        let on_done = move |result: Result<serde_json::Value, String>| match result {
+            Ok(card) => {
+                viewer.seg.own_weights.set(Some((shown.clone(), card)));
+                viewer.set_status("ready", format!("Using your model {shown} for the next segmentation."));
+            }
+            Err(message) => {
+                viewer.set_status("error", format!("{shown} was not taken as the model."));
+                viewer.error.set(Some(message));
+            }
+        };
+        if let Err(message) = segment::set_own_weights(name, bytes, on_done) {
+            viewer.error.set(Some(message));
         }
     });
 }
@@ -1233,24 +1244,36 @@ fn ResultsPanel() -> impl IntoView {
                             "Opacity"
                             <input id="opacity" type="range" min="0" max="100" step="5"
                                 prop:value=move || ((seg.opacity.get() * 100.0).round() as i32).to_string()
-                                on:input=move |e| if let Ok(v) = event_target_value(&e).parse::<f32>() { seg.opacity.set(v / 100.0) }/>
+                                on:input=move |e| {
+                                    if let Ok(v) = event_target_value(&e).parse::<f32>() {
+                                        seg.opacity.set(v / 100.0);
+                                    }
+                                }
+                            />
                         </label>
                         <label class="slider">
                             {move || format!("Threshold {:.2}", seg.threshold.get())}
                             <input id="threshold" type="range" min="13" max="243" step="1"
                                 prop:value=move || threshold_level(seg.threshold.get()).to_string()
-                                on:input=move |e| if let Ok(v) = event_target_value(&e).parse::<f32>() {
-                                    seg.threshold.set(v / 256.0);
-                                    seg.recount();
-                                }/>
+                                on:input=move |e| {
+                                    if let Ok(v) = event_target_value(&e).parse::<f32>() {
+                                        seg.threshold.set(v / 256.0);
+                                        seg.recount();
+                                    }
+                                }
+                            />
                         </label>
                     </div>
                     <div class="exports">
-                        <button id="export-mask" class="btn" on:click=move |_| if let Err(m) = export_mask(viewer) {
-                            viewer.error.set(Some(format!("Mask export failed: {m}")));
+                        <button id="export-mask" class="btn" on:click=move |_| {
+                            if let Err(m) = export_mask(viewer) {
+                                viewer.error.set(Some(format!("Mask export failed: {m}")));
+                            }
                         }>"Mask .nii.gz"</button>
-                        <button id="export-json" class="btn" on:click=move |_| if let Err(m) = export_quantities(viewer) {
-                            viewer.error.set(Some(format!("Quantities export failed: {m}")));
+                        <button id="export-json" class="btn" on:click=move |_| {
+                            if let Err(m) = export_quantities(viewer) {
+                                viewer.error.set(Some(format!("Quantities export failed: {m}")));
+                            }
                         }>"Quantities JSON"</button>
                     </div>
                 </div>
@@ -1277,6 +1300,7 @@ fn model_card_lines(model: &serde_json::Value) -> Vec<(&'static str, String)> {
     let text = |value: &serde_json::Value| match value {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => String::new(),
+        serde_json::Value::Number(n) if n.is_f64() => format!("{:.3}", n.as_f64().unwrap_or(f64::NAN)),
         other => other.to_string(),
     };
     let card = &model["model_card"];

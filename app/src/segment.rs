@@ -1,5 +1,5 @@
-//! "Segment": the page's side of the segmentation worker ([`pulmoseg_app::worker`]), the
-//! results it keeps, the quantities at the chosen threshold, and the exports.
+//! "Segment": the page's side of the segmentation worker (`app/worker/`), the results it
+//! keeps, the quantities at the chosen threshold, and the exports.
 //!
 //! The worker is started per run from the URL that `www/post-build.mjs` writes into the
 //! page's `<meta name="pulmoseg-worker">`, is handed the scan's `File` (the browser reads it
@@ -13,7 +13,6 @@ use leptos::prelude::*;
 use pulmoseg_app::protocol::{labels_at, threshold_level, ResultSummary, Stage, STAGES};
 use pulmoseg_core::inference::{quantify, InfiltrateMask, Quantities};
 use pulmoseg_core::lung_mask::LungMask;
-use pulmoseg_core::weights;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Blob, BlobPropertyBag, ErrorEvent, File, MessageEvent, Worker};
@@ -301,21 +300,81 @@ fn field(object: &JsValue, key: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// Checks a weights file the reader dropped and keeps it for the next runs; returns its
-/// model card.
-pub fn set_own_weights(name: &str, bytes: Vec<u8>) -> Result<serde_json::Value, String> {
-    let metadata = weights::read_metadata(&bytes).map_err(|e| format!("{name} cannot be used: {e}"))?;
-    let Some(preprocessing) = &metadata.preprocessing else {
-        return Err(format!("{name} states no CT preprocessing: it is not a segmentation model"));
-    };
-    preprocessing.validate().map_err(|e| format!("{name}: {e}"))?;
-    OWN_WEIGHTS.with_borrow_mut(|w| *w = Some(bytes));
-    Ok(serde_json::json!({
-        "name": metadata.name,
-        "version": metadata.version,
-        "network": metadata.network,
-        "model_card": metadata.model_card,
-    }))
+/// A worker that checks one weights file, kept alive until it answers.
+struct Inspector {
+    worker: Worker,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+}
+
+thread_local! {
+    static INSPECTOR: RefCell<Option<Inspector>> = const { RefCell::new(None) };
+}
+
+fn stop_inspector() {
+    if let Some(inspector) = INSPECTOR.with_borrow_mut(Option::take) {
+        inspector.worker.terminate();
+        wasm_bindgen_futures::spawn_local(async move { drop(inspector) });
+    }
+}
+
+/// Has a worker check the reader's weights file (the page itself carries no network code);
+/// a good file is kept for the next runs and `on_done` gets its description (name, version,
+/// network, model card), a bad one the reason.
+pub fn set_own_weights(
+    name: String,
+    bytes: Vec<u8>,
+    on_done: impl Fn(Result<serde_json::Value, String>) + 'static,
+) -> Result<(), String> {
+    stop_inspector();
+    let url = worker_url()?;
+    let worker = Worker::new(&url)
+        .map_err(|e| format!("the model check could not start: {}", browser::describe(&e)))?;
+    let on_done = std::rc::Rc::new(on_done);
+    let done = on_done.clone();
+    let target = worker.clone();
+    let pending = RefCell::new(Some(bytes));
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        let data = event.data();
+        match field(&data, "kind").as_string().unwrap_or_default().as_str() {
+            "ready" => {
+                let Some(bytes) = pending.borrow_mut().take() else { return };
+                let request = Object::new();
+                let _ = Reflect::set(&request, &"inspect".into(), &Uint8Array::from(bytes.as_slice()));
+                let _ = Reflect::set(&request, &"name".into(), &JsValue::from_str(&name));
+                if target.post_message(&request).is_err() {
+                    stop_inspector();
+                    done(Err(format!("{name} could not be handed to the model check")));
+                } else {
+                    OWN_WEIGHTS.with_borrow_mut(|w| *w = Some(bytes));
+                }
+            }
+            "card" => {
+                stop_inspector();
+                let card = field(&data, "card").as_string().unwrap_or_default();
+                done(serde_json::from_str(&card).map_err(|e| format!("{name}: {e}")));
+            }
+            "error" => {
+                stop_inspector();
+                OWN_WEIGHTS.with_borrow_mut(|w| *w = None);
+                done(Err(field(&data, "message").as_string().unwrap_or_else(|| "unknown error".into())));
+            }
+            _ => {}
+        }
+    });
+    let done = on_done.clone();
+    let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+        event.prevent_default();
+        stop_inspector();
+        OWN_WEIGHTS.with_borrow_mut(|w| *w = None);
+        done(Err(format!("the model check stopped: {}", event.message())));
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    INSPECTOR.with_borrow_mut(|slot| {
+        *slot = Some(Inspector { worker, _on_message: on_message, _on_error: on_error })
+    });
+    Ok(())
 }
 
 /// Goes back to the page's own model.

@@ -3,12 +3,13 @@
 //! quantised probability and the lung mask on the canonical grid, so that the page's own
 //! thread only draws and stays responsive however long the network takes.
 //!
-//! Messages (plain objects; see [`crate::protocol`]):
+//! Messages (plain objects; see `pulmoseg_app::protocol`):
 //!
-//! - page → worker: `{ file: File, weights?: Uint8Array, webgpu: bool }`;
-//! - worker → page: `{ kind: "progress", stage, text, done, count }`,
-//!   `{ kind: "result", summary: JSON text of ResultSummary, levels: Uint8Array,
-//!   lung: Uint8Array }`, or `{ kind: "error", message }`.
+//! - page → worker: `{ file: File, weights?: Uint8Array, webgpu: bool, notice?: string }` to
+//!   segment, or `{ inspect: Uint8Array, name: string }` to check a weights file;
+//! - worker → page: first `{ kind: "ready" }`; then `{ kind: "progress", stage, text, done,
+//!   count }`, `{ kind: "result", summary: JSON text of ResultSummary, levels: Uint8Array,
+//!   lung: Uint8Array }`, `{ kind: "card", card: JSON text }`, or `{ kind: "error", message }`.
 //!
 //! One worker serves one segmentation and is then terminated by the page: its memory (the
 //! decoded scan, the full-grid probability) is given back to the browser at once.
@@ -27,7 +28,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{DedicatedWorkerGlobalScope, File, MessageEvent, Response};
 
-use crate::protocol::{
+use pulmoseg_app::protocol::{
     quantise_probability, BackendUsed, ResultSummary, Stage, Timings, PAGE_MAX_VOXELS,
     SHIPPED_WEIGHTS_URL,
 };
@@ -40,7 +41,13 @@ pub fn start() {
     let scope = scope();
     let handler = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         spawn_local(async move {
-            if let Err(message) = segment(event.data()).await {
+            let request = event.data();
+            let outcome = if field(&request, "inspect").is_undefined() {
+                segment(request).await
+            } else {
+                inspect(&request)
+            };
+            if let Err(message) = outcome {
                 post_error(&message);
             }
         });
@@ -56,6 +63,26 @@ fn scope() -> DedicatedWorkerGlobalScope {
 
 fn now_s() -> f64 {
     js_sys::Date::now() / 1000.0
+}
+
+/// Checks a weights file the reader chose and answers with its description (the page shows
+/// its model card and keeps the bytes for the next segmentation).
+fn inspect(request: &JsValue) -> Result<(), String> {
+    let name = field(request, "name").as_string().unwrap_or_else(|| "the weights file".into());
+    let bytes = field(request, "inspect")
+        .dyn_into::<Uint8Array>()
+        .map_err(|_| format!("{name}: the page sent no bytes"))?
+        .to_vec();
+    let metadata = weights::read_metadata(&bytes).map_err(|e| format!("{name} cannot be used: {e}"))?;
+    let Some(preprocessing) = &metadata.preprocessing else {
+        return Err(format!("{name} states no CT preprocessing: it is not a segmentation model"));
+    };
+    preprocessing.validate().map_err(|e| format!("{name}: {e}"))?;
+    // Building the network from the file checks every tensor's name and shape.
+    load_model(&bytes, &Device::flex()).map_err(|e| format!("{name}: {e}"))?;
+    let card = serde_json::to_string(&model_description(&metadata)).map_err(|e| e.to_string())?;
+    post(&object(&[("kind", "card".into()), ("card", card.into())]), None);
+    Ok(())
 }
 
 /// One segmentation, from the file to the posted result.
