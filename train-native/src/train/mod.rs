@@ -673,9 +673,11 @@ impl Trainer {
         let meta = metadata(&model.config(), self.window, [d, h, w]);
         let model_bytes = weights::save(&model, &meta, Storage::F32)?;
         let score = if tune_dice.is_nan() { -1.0 } else { tune_dice };
+        // A tie keeps the later epoch: early in a run every epoch can score Dice 0 (nothing
+        // predicted yet), and the weights trained longer are then the better guess.
         let improves = match &self.state.best[plan.stage] {
             None => true,
-            Some(best) => score > best.dice || self.tune_pairs.is_empty(),
+            Some(best) => score >= best.dice || self.tune_pairs.is_empty(),
         };
         let checkpoints = checkpoint::checkpoint_dir(&self.output);
         std::fs::create_dir_all(&checkpoints)
