@@ -9,7 +9,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -85,8 +85,15 @@ before(async () => {
     // The native reference: same file, same weights, the CPU backend.
     const nativeDir = join(out, 'native');
     const started = Date.now();
-    pulmoseg(['predict', '--model', WEIGHTS, P001, '--output', nativeDir]);
+    const predict = spawnSync(BIN, ['predict', '--model', WEIGHTS, P001, '--output', nativeDir], {
+        encoding: 'utf8',
+        env: { ...process.env, PULMOSEG_LOG: 'info' },
+    });
+    assert.equal(predict.status, 0, predict.stderr);
     native.seconds = (Date.now() - started) / 1000;
+    // "inference P001 on flex: 2.1 s" from the log: the network alone.
+    const inference = /inference P001 on flex: ([0-9.]+) s/.exec(predict.stderr);
+    native.inferenceSeconds = inference ? Number(inference[1]) : null;
     native.quantities = JSON.parse(readFileSync(join(nativeDir, 'P001_quantities.json'), 'utf8'));
     native.maskPath = join(nativeDir, 'P001_infiltrate.nii.gz');
     native.mask = readLabels(native.maskPath);
@@ -98,6 +105,7 @@ after(async () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
     const table = {
         native_predict_s: native.seconds,
+        native_inference_s: native.inferenceSeconds,
         ...Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, r.summary])),
     };
     writeFileSync(join(out, 'timings.json'), JSON.stringify(table, null, 2) + '\n');
@@ -289,9 +297,19 @@ test('a bad weights file is refused with a clear message and the page stays usab
             await page.click('#error button');
         }
         assert.equal(await page.locator('#own-weights').count(), 0, 'a refused file was taken as the model');
-        // A good file is taken, with its model card shown.
-        await page.setInputFiles('#weights-input', WEIGHTS);
+        // A good file dropped on the views is taken as the model, with its model card shown.
+        const base64 = readFileSync(WEIGHTS).toString('base64');
+        await page.evaluate((base64) => {
+            const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], 'mine.pulmoseg'));
+            const target = document.querySelector('main.viewer');
+            for (const type of ['dragenter', 'dragover', 'drop']) {
+                target.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+            }
+        }, base64);
         await page.waitForSelector('#own-weights');
+        assert.match(await page.textContent('#own-weights'), /mine\.pulmoseg/);
         assert.match(await page.textContent('#model-card'), /trained on/);
     } finally {
         await context.close();

@@ -216,8 +216,11 @@ pub fn App() -> impl IntoView {
                     event.prevent_default();
                     viewer.drop_hover.set(false);
                     let file = event.data_transfer().and_then(|t| t.files()).and_then(|f| f.get(0));
-                    if let Some(file) = file {
-                        open_file(viewer, file);
+                    match file {
+                        // A weights file dropped on the views becomes the model, as "Own model…".
+                        Some(file) if file.name().ends_with(".pulmoseg") => open_weights(viewer, file),
+                        Some(file) => open_file(viewer, file),
+                        None => {}
                     }
                 }
             >

@@ -5,7 +5,8 @@
 //!
 //! - `images/<name>_synNNN.nii.gz`: int16 HU on the source's grid and geometry;
 //! - `masks/<name>_synNNN.nii.gz`: uint8 infiltrate mask (0/1), same grid;
-//! - `manifest.csv`: `image,mask` paths relative to the folder, one case per line;
+//! - `manifest.csv`: a `#` line describing the data (the model card's `training_data`), then
+//!   `image,mask` paths relative to the folder, one case per line;
 //! - `synth.json`: the settings, the seed, and per case its lesions (count, volume, kinds,
 //!   sides).
 //!
@@ -167,7 +168,14 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
     let total = args.input.len() * args.cases_per_scan as usize;
     let mut inputs = Vec::new();
     let mut cases = Vec::new();
-    let mut manifest = String::from("image,mask\n");
+    // The `#` line is the data description `pulmoseg train` puts into the model card.
+    let mut manifest = format!(
+        "# synthetic infiltrates (pulmoseg synth, seed {}, {} cases per scan) inserted into CTs \
+         without pneumonia: {}\nimage,mask\n",
+        args.seed,
+        args.cases_per_scan,
+        names.join(", ")
+    );
     for (scan, (path, name)) in args.input.iter().zip(&names).enumerate() {
         let image = read_image(path)?;
         let lung = lung_mask(&image.volume, &LungMaskOptions::default())

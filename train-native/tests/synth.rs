@@ -67,7 +67,9 @@ fn synth_writes_cases_on_the_source_grid_and_repeats_them_byte_for_byte() {
     );
 
     let manifest = std::fs::read_to_string(first.join("manifest.csv")).unwrap();
-    let expected: String = std::iter::once("image,mask\n".to_string())
+    let header = "# synthetic infiltrates (pulmoseg synth, seed 11, 3 cases per scan) inserted into \
+                  CTs without pneumonia: covidctmd_normal001_3mm\nimage,mask\n";
+    let expected: String = std::iter::once(header.to_string())
         .chain((0..3).map(|n| {
             format!(
                 "images/covidctmd_normal001_3mm_syn{n:03}.nii.gz,masks/covidctmd_normal001_3mm_syn{n:03}.nii.gz\n"
@@ -131,7 +133,7 @@ fn synth_writes_cases_on_the_source_grid_and_repeats_them_byte_for_byte() {
     );
     for rel in manifest
         .lines()
-        .skip(1)
+        .skip(2)
         .flat_map(|l| l.split(','))
         .chain(["manifest.csv", "synth.json"])
     {

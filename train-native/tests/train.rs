@@ -1,7 +1,6 @@
-//! `pulmoseg train` and `pulmoseg evaluate` end to end on real scans: training pairs are made
-//! by painting a −500 HU ground-glass blob into the lungs of the 3 mm copies of two normal
-//! CTs (`../shared/data/small/`), the small network is trained for a few tiny epochs, scored,
-//! killed with SIGKILL and resumed.
+//! `pulmoseg train` and `pulmoseg evaluate` end to end on real scans: `pulmoseg synth` makes
+//! training pairs from the 3 mm copies of two normal CTs (`../shared/data/small/`), the small
+//! network is trained for a few tiny epochs, scored, killed with SIGKILL and resumed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -10,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
 use pulmoseg_core::inference::InferenceMode;
-use pulmoseg_core::lung_mask::{lung_mask, LungMaskOptions};
-use pulmoseg_core::nifti::{read_nifti, write_hu_nii_gz, write_labels_nii_gz, ReadOptions};
 use pulmoseg_core::orientation::CanonicalOrientation;
 use pulmoseg_core::resample::ResizeConvention;
 use pulmoseg_core::weights;
@@ -48,62 +45,20 @@ fn assert_success(out: &Output) {
     );
 }
 
-/// Four pairs (two scans × two blobs, each blob clipped to the lung) and a manifest; made once
-/// per test binary.
+/// Four synthetic pairs made by `pulmoseg synth` from the 3 mm copies of two normal CTs (two
+/// cases each, all with lesions); made once per test binary.
 fn pairs() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = scratch("pairs");
-        let mut manifest =
-            String::from("# Ground-glass blobs painted into two normal 3 mm CTs\nimage,mask\n");
-        for scan in ["normal001", "normal002"] {
-            let bytes =
-                std::fs::read(shared_data(&format!("small/covidctmd_{scan}_3mm.nii.gz"))).unwrap();
-            let image = read_nifti(&bytes, &ReadOptions::default()).unwrap();
-            let v = &image.volume;
-            let lungs = lung_mask(v, &LungMaskOptions::default()).unwrap();
-            for (blob, (side, radius_mm)) in [(1u8, 30.0f64), (2u8, 40.0)].into_iter().enumerate() {
-                // Centre: the centroid of one lung's voxels.
-                let [ni, nj, _] = v.dims;
-                let (mut sum, mut count) = ([0.0f64; 3], 0usize);
-                for (index, &label) in lungs.labels.iter().enumerate() {
-                    if label == side {
-                        let ijk = [index % ni, (index / ni) % nj, index / (ni * nj)];
-                        for a in 0..3 {
-                            sum[a] += ijk[a] as f64;
-                        }
-                        count += 1;
-                    }
-                }
-                assert!(count > 1000, "{scan}: lung {side} has only {count} voxels");
-                let centre = sum.map(|s| s / count as f64);
-                let mut hu = v.hu.clone();
-                let mut mask = vec![0u8; hu.len()];
-                for (index, value) in hu.iter_mut().enumerate() {
-                    let ijk = [index % ni, (index / ni) % nj, index / (ni * nj)];
-                    let r2: f64 = (0..3)
-                        .map(|a| ((ijk[a] as f64 - centre[a]) * v.spacing_mm[a]).powi(2))
-                        .sum();
-                    if r2 < radius_mm * radius_mm && lungs.labels[index] != 0 {
-                        *value = -500.0 + ((index * 7919) % 61) as f32 - 30.0;
-                        mask[index] = 1;
-                    }
-                }
-                let name = format!("{scan}_blob{blob}.nii.gz");
-                std::fs::write(
-                    dir.join(format!("img_{name}")),
-                    write_hu_nii_gz(&hu, &image.header).unwrap(),
-                )
-                .unwrap();
-                std::fs::write(
-                    dir.join(format!("mask_{name}")),
-                    write_labels_nii_gz(&mask, &image.header).unwrap(),
-                )
-                .unwrap();
-                manifest.push_str(&format!("img_{name},mask_{name}\n"));
-            }
-        }
-        std::fs::write(dir.join("manifest.csv"), manifest).unwrap();
+        let normal001 = shared_data("small/covidctmd_normal001_3mm.nii.gz");
+        let normal002 = shared_data("small/covidctmd_normal002_3mm.nii.gz");
+        let out = pulmoseg(&[
+            "synth", "--input", normal001.to_str().unwrap(), normal002.to_str().unwrap(),
+            "--output", dir.to_str().unwrap(), "--cases-per-scan", "2", "--seed", "7",
+            "--lesion-free-share", "0", "--force",
+        ]);
+        assert_success(&out);
         dir
     })
 }
@@ -205,9 +160,11 @@ fn trains_both_stages_writes_the_model_card_and_evaluates() {
     assert_eq!(pre.resize, ResizeConvention::HalfPixel);
     assert_eq!(pre.orientation, CanonicalOrientation::Ras);
     let card = &meta.model_card;
+    // The description line `pulmoseg synth` writes into its manifest.
     assert_eq!(
         card["training_data"],
-        "Ground-glass blobs painted into two normal 3 mm CTs"
+        "synthetic infiltrates (pulmoseg synth, seed 7, 2 cases per scan) inserted into CTs \
+         without pneumonia: covidctmd_normal001_3mm, covidctmd_normal002_3mm"
     );
     // round(4 · 0.15) = 1 tuning case, 3 training cases.
     assert_eq!(card["training_cases"], 3);
@@ -257,7 +214,8 @@ fn trains_both_stages_writes_the_model_card_and_evaluates() {
     let dice: f64 = row.split(',').nth(1).unwrap().parse().unwrap();
     assert!((dice - tune_dice).abs() < 1e-6, "{dice} vs {tune_dice}");
     let prediction = eval_dir.join(format!("{tuned}_prediction.nii.gz"));
-    let truth = pairs().join(format!("{}.nii.gz", tuned.replacen("img_", "mask_", 1)));
+    // Case names are the image file's stem; synth writes the mask under the same name.
+    let truth = pairs().join("masks").join(format!("{tuned}.nii.gz"));
     let metrics = pulmoseg(&[
         "metrics",
         prediction.to_str().unwrap(),
@@ -354,10 +312,10 @@ fn mismatched_mask_grid_names_both_files() {
     let pairs = pairs();
     let manifest = format!(
         "image,mask\n{},{}\n{},{}\n",
-        pairs.join("img_normal001_blob0.nii.gz").display(),
-        pairs.join("mask_normal002_blob0.nii.gz").display(),
-        pairs.join("img_normal001_blob1.nii.gz").display(),
-        pairs.join("mask_normal001_blob1.nii.gz").display(),
+        pairs.join("images/covidctmd_normal001_3mm_syn000.nii.gz").display(),
+        pairs.join("masks/covidctmd_normal002_3mm_syn000.nii.gz").display(),
+        pairs.join("images/covidctmd_normal001_3mm_syn001.nii.gz").display(),
+        pairs.join("masks/covidctmd_normal001_3mm_syn001.nii.gz").display(),
     );
     std::fs::write(dir.join("manifest.csv"), manifest).unwrap();
     let out = dir.join("run");
@@ -372,8 +330,8 @@ fn mismatched_mask_grid_names_both_files() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     // normal001 is 108 × 108 × 77, normal002 128 × 128 × 84 (../shared/data/README.md).
     assert!(
-        stderr.contains("img_normal001_blob0.nii.gz")
-            && stderr.contains("mask_normal002_blob0.nii.gz"),
+        stderr.contains("images/covidctmd_normal001_3mm_syn000.nii.gz")
+            && stderr.contains("masks/covidctmd_normal002_3mm_syn000.nii.gz"),
         "{stderr}"
     );
     assert!(
