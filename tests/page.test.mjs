@@ -8,12 +8,13 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { serveStatic } from './serve.mjs';
+import { BASE_ARGS, WEBGPU_ARGS, builtAssetPaths } from './assets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..');
@@ -24,15 +25,7 @@ const SMALL_P001 = join(data, 'small', 'covidctmd_P001_3mm.nii.gz');
 const out = join(here, 'out');
 const expectedViews = JSON.parse(readFileSync(join(here, 'fixtures', 'p001_views.json'), 'utf8'));
 
-const CHROMIUM_ARGS = [
-    '--no-sandbox',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--enable-unsafe-webgpu',
-    '--use-webgpu-adapter=swiftshader',
-];
+const CHROMIUM_ARGS = [...BASE_ARGS, ...WEBGPU_ARGS];
 
 let server;
 let context;
@@ -44,19 +37,6 @@ const consoleErrors = [];
 const pageErrors = [];
 const timings = {};
 
-/** Every file of the built page, as the URL paths that name it. */
-function builtAssetPaths() {
-    const paths = new Set(['/']);
-    const walk = (folder) => {
-        for (const entry of readdirSync(folder, { withFileTypes: true })) {
-            const full = join(folder, entry.name);
-            if (entry.isDirectory()) walk(full);
-            else paths.add('/' + relative(dist, full).split('\\').join('/'));
-        }
-    };
-    walk(dist);
-    return paths;
-}
 
 before(async () => {
     assert.ok(
@@ -432,7 +412,7 @@ test('bad files give a clear error and the page stays usable', async () => {
 
 test('privacy: every request is for one of the page’s own built assets', async () => {
     const origin = new URL(server.url).origin;
-    const assets = builtAssetPaths();
+    const assets = builtAssetPaths(dist);
     assert.ok(requests.length >= 3, `only ${requests.length} requests recorded`);
     for (const url of requests) {
         if (url.startsWith(`blob:${origin}/`)) continue; // the PNG download, made in the page

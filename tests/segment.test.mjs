@@ -10,13 +10,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { serveStatic } from './serve.mjs';
+import { BASE_ARGS, WEBGPU_ARGS, builtAssetPaths } from './assets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..');
@@ -29,14 +30,6 @@ const targetDir = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache', 'pul
 const BIN = process.env.PULMOSEG_BIN ?? join(targetDir, 'debug', 'pulmoseg');
 const out = join(here, 'out', 'segment');
 
-const BASE_ARGS = [
-    '--no-sandbox',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-];
-const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'];
 // Inference on SwiftShader is slow; the page itself has no time limit.
 const SEGMENT_TIMEOUT_MS = 15 * 60_000;
 
@@ -61,18 +54,6 @@ function readLabels(path) {
     return { header: bytes.subarray(0, voxOffset), voxels: bytes.subarray(voxOffset) };
 }
 
-function builtAssetPaths() {
-    const paths = new Set(['/']);
-    const walk = (folder) => {
-        for (const entry of readdirSync(folder, { withFileTypes: true })) {
-            const full = join(folder, entry.name);
-            if (entry.isDirectory()) walk(full);
-            else paths.add('/' + relative(dist, full).split('\\').join('/'));
-        }
-    };
-    walk(dist);
-    return paths;
-}
 
 before(async () => {
     assert.ok(existsSync(join(dist, 'index.html')), `no built page at ${dist}: run scripts/serve --build-only`);
@@ -243,7 +224,7 @@ function checkRun(run, expectedBackend) {
 
     // Privacy: own origin only, and only the built assets (the model included).
     const origin = new URL(server.url).origin;
-    const assets = builtAssetPaths();
+    const assets = builtAssetPaths(dist);
     let weightRequests = 0;
     for (const url of run.requests) {
         if (url.startsWith(`blob:${origin}/`)) continue;

@@ -277,20 +277,7 @@ fn Toolbar() -> impl IntoView {
         <div class="toolbar" role="toolbar">
             <div class="group">
                 <label class="btn primary" for="file-input">"Open scan…"</label>
-                <input
-                    id="file-input"
-                    class="visually-hidden"
-                    type="file"
-                    accept=".nii,.gz,.nii.gz"
-                    on:change=move |event| {
-                        let input: HtmlInputElement = event_target(&event);
-                        let file = input.files().and_then(|files| files.get(0));
-                        input.set_value("");
-                        if let Some(file) = file {
-                            open_file(viewer, file);
-                        }
-                    }
-                />
+                {file_picker("file-input", ".nii,.gz,.nii.gz", move |file| open_file(viewer, file))}
             </div>
             <div class="group" role="group" aria-label="Window">
                 <span class="group-label">"Window"</span>
@@ -359,22 +346,30 @@ fn Toolbar() -> impl IntoView {
                 <label class="btn" for="weights-input" title="Use your own Pulmoseg weights file (.pulmoseg) instead of the page's model">
                     "Own model…"
                 </label>
-                <input
-                    id="weights-input"
-                    class="visually-hidden"
-                    type="file"
-                    accept=".pulmoseg"
-                    on:change=move |event| {
-                        let input: HtmlInputElement = event_target(&event);
-                        let file = input.files().and_then(|files| files.get(0));
-                        input.set_value("");
-                        if let Some(file) = file {
-                            open_weights(viewer, file);
-                        }
-                    }
-                />
+                {file_picker("weights-input", ".pulmoseg", move |file| open_weights(viewer, file))}
             </div>
         </div>
+    }
+}
+
+/// A hidden file input (its visible button is a `<label for=id>`) that hands the chosen file
+/// to `open` and forgets it, so that choosing the same file again fires again.
+fn file_picker(id: &'static str, accept: &'static str, open: impl Fn(File) + 'static) -> impl IntoView {
+    view! {
+        <input
+            id=id
+            class="visually-hidden"
+            type="file"
+            accept=accept
+            on:change=move |event| {
+                let input: HtmlInputElement = event_target(&event);
+                let file = input.files().and_then(|files| files.get(0));
+                input.set_value("");
+                if let Some(file) = file {
+                    open(file);
+                }
+            }
+        />
     }
 }
 
