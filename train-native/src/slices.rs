@@ -59,14 +59,14 @@ pub fn run(args: &SlicesArgs) -> anyhow::Result<()> {
     let scores = slice_scores(&binary, &lung.labels, ct.dims, &infected, args.min_voxels)
         .with_context(|| format!("scoring {} against {}", args.mask.display(), args.labels.display()))?;
 
+    let share = if scores.predicted_voxels == 0 {
+        "no infiltrate predicted".to_string()
+    } else {
+        format!("{:.1} % of the predicted volume on labelled slices", 100.0 * scores.volume_in_labelled_slices)
+    };
     let summary = format!(
-        "sensitivity {:.3}, specificity {:.3} over {} slices with lung (≥ {} voxels = positive); \
-         {:.1} % of the predicted volume on labelled slices",
-        scores.sensitivity,
-        scores.specificity,
-        scores.scored_slices,
-        scores.min_voxels,
-        100.0 * scores.volume_in_labelled_slices
+        "sensitivity {:.3}, specificity {:.3} over {} slices with lung (≥ {} voxels = positive); {share}",
+        scores.sensitivity, scores.specificity, scores.scored_slices, scores.min_voxels
     );
     if args.json {
         let mut json = serde_json::to_value(&scores)?;
