@@ -157,6 +157,19 @@ async function segmentInBrowser(name, args) {
         await page.uncheck('#show-overlay');
         const tintedOff = await tinted();
         await page.check('#show-overlay');
+        // The lung outline (cyan, 34/211/238) is drawn whatever the model finds.
+        const outlined = () => page.evaluate(() => {
+            const c = document.querySelector('[data-plane="axial"] canvas');
+            const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 0; i < px.length; i += 4) if (px[i + 1] - px[i] > 100 && px[i + 2] - px[i] > 100) n += 1;
+            return n;
+        });
+        const outlineOff = await outlined();
+        await page.check('#show-lung');
+        await page.waitForTimeout(300);
+        const outlineOn = await outlined();
+        await page.uncheck('#show-lung');
 
         const download = async (button) => {
             const [file] = await Promise.all([page.waitForEvent('download'), page.click(button)]);
@@ -167,7 +180,7 @@ async function segmentInBrowser(name, args) {
         const maskPath = await download('#export-mask');
         const jsonPath = await download('#export-json');
         return {
-            quantities, backend, notice, runLine, tintedOn, tintedOff, responsive, maskPath, jsonPath,
+            quantities, backend, notice, runLine, tintedOn, tintedOff, outlineOn, outlineOff, responsive, maskPath, jsonPath,
             requests, pageErrors,
             summary: {
                 drop_to_view_s: (opened - dropped) / 1000,
@@ -206,6 +219,10 @@ function checkRun(run, expectedBackend) {
         assert.ok(run.tintedOn > 20, `only ${run.tintedOn} tinted pixels on the axial view`);
     }
     assert.equal(run.tintedOff, 0, 'tinted pixels with the overlay switched off');
+    // The lung outline: P001's lungs span most of the axial view, so their edge is hundreds of
+    // pixels; none are cyan before it is switched on (the crosshair lines are drawn translucent).
+    assert.ok(run.outlineOn > 200, `only ${run.outlineOn} outline pixels`);
+    assert.ok(run.outlineOff < run.outlineOn / 10, `${run.outlineOff} cyan pixels without the outline`);
 
     // The exported mask: the native mask's geometry byte for byte, ≥ 99.9 % of voxels equal.
     const exported = readLabels(run.maskPath);
