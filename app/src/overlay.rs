@@ -123,16 +123,32 @@ mod tests {
     }
 
     fn style(infiltrate: bool, lung_outline: bool) -> OverlayStyle {
-        OverlayStyle { infiltrate, opacity: 0.5, level: 128, lung_outline }
+        OverlayStyle {
+            infiltrate,
+            opacity: 0.5,
+            level: 128,
+            lung_outline,
+        }
     }
 
     #[test]
     fn the_infiltrate_voxel_is_tinted_where_the_axial_view_shows_it() {
         let (levels, lung) = maps();
-        let maps = SegmentationMaps { dims: [4, 3, 2], levels: &levels, lung: &lung };
+        let maps = SegmentationMaps {
+            dims: [4, 3, 2],
+            levels: &levels,
+            lung: &lung,
+        };
         let mut rgba = vec![100u8; 4 * 3 * 4];
         let mut scratch = Vec::new();
-        draw_overlay(&mut rgba, Plane::Axial, 1, maps, style(true, false), &mut scratch);
+        draw_overlay(
+            &mut rgba,
+            Plane::Axial,
+            1,
+            maps,
+            style(true, false),
+            &mut scratch,
+        );
         // The axial view shows i from right to left (x = 3 - i) and j anterior first
         // (y = 2 - j): voxel (2, 1) is pixel (1, 1). Half of 100 and half of the tint.
         let tinted: Vec<usize> = (0..12).filter(|&p| rgba[4 * p] != 100).collect();
@@ -143,10 +159,17 @@ mod tests {
     #[test]
     fn below_the_threshold_or_switched_off_nothing_is_tinted() {
         let (levels, lung) = maps();
-        let maps = SegmentationMaps { dims: [4, 3, 2], levels: &levels, lung: &lung };
+        let maps = SegmentationMaps {
+            dims: [4, 3, 2],
+            levels: &levels,
+            lung: &lung,
+        };
         let mut scratch = Vec::new();
         for style in [
-            OverlayStyle { level: 201, ..style(true, false) },
+            OverlayStyle {
+                level: 201,
+                ..style(true, false)
+            },
             style(false, false),
         ] {
             let mut rgba = vec![100u8; 48];
@@ -161,20 +184,42 @@ mod tests {
         // image's border or the non-lung column x = 3 except (1, 1), whose four neighbours are
         // all lung. Slice 0 has no lung: no outline at all.
         let (levels, lung) = maps();
-        let maps = SegmentationMaps { dims: [4, 3, 2], levels: &levels, lung: &lung };
+        let maps = SegmentationMaps {
+            dims: [4, 3, 2],
+            levels: &levels,
+            lung: &lung,
+        };
         let mut scratch = Vec::new();
         let mut rgba = vec![100u8; 48];
-        draw_overlay(&mut rgba, Plane::Axial, 1, maps, style(false, true), &mut scratch);
+        draw_overlay(
+            &mut rgba,
+            Plane::Axial,
+            1,
+            maps,
+            style(false, true),
+            &mut scratch,
+        );
         for y in 0..3 {
             for x in 0..4 {
                 let p = 4 * (y * 4 + x);
                 let outline = x < 3 && (x, y) != (1, 1);
-                let expected: &[u8] = if outline { &LUNG_OUTLINE_RGB } else { &[100, 100, 100] };
+                let expected: &[u8] = if outline {
+                    &LUNG_OUTLINE_RGB
+                } else {
+                    &[100, 100, 100]
+                };
                 assert_eq!(&rgba[p..p + 3], expected, "({x}, {y})");
             }
         }
         let mut rgba = vec![100u8; 48];
-        draw_overlay(&mut rgba, Plane::Axial, 0, maps, style(false, true), &mut scratch);
+        draw_overlay(
+            &mut rgba,
+            Plane::Axial,
+            0,
+            maps,
+            style(false, true),
+            &mut scratch,
+        );
         assert!(rgba.iter().all(|&v| v == 100));
     }
 
@@ -183,9 +228,20 @@ mod tests {
         let dims = [5, 5, 1];
         let lung = vec![1u8; 25];
         let levels = vec![0u8; 25];
-        let maps = SegmentationMaps { dims, levels: &levels, lung: &lung };
+        let maps = SegmentationMaps {
+            dims,
+            levels: &levels,
+            lung: &lung,
+        };
         let mut rgba = vec![100u8; 100];
-        draw_overlay(&mut rgba, Plane::Axial, 0, maps, style(false, true), &mut Vec::new());
+        draw_overlay(
+            &mut rgba,
+            Plane::Axial,
+            0,
+            maps,
+            style(false, true),
+            &mut Vec::new(),
+        );
         let grey: Vec<usize> = (0..25).filter(|&p| rgba[4 * p] == 100).collect();
         assert_eq!(grey, [6, 7, 8, 11, 12, 13, 16, 17, 18]);
     }

@@ -16,13 +16,13 @@ use pulmoseg_core::Volume;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, File, HtmlCanvasElement, HtmlInputElement, ImageData};
 
-use pulmoseg_app::protocol::{threshold_level, STAGES, PAGE_MAX_VOXELS};
+use pulmoseg_app::protocol::{threshold_level, PAGE_MAX_VOXELS, STAGES};
 
 use crate::browser::{self, now_ms, yield_to_browser};
 use crate::label_export::labels_nii_gz;
 use crate::overlay::{draw_overlay, OverlayStyle};
-use crate::segment::{self, Outcome, SegmentState, SEGMENTATION};
 use crate::plane::{EdgeLabels, Plane};
+use crate::segment::{self, Outcome, SegmentState, SEGMENTATION};
 use crate::slice_image::{render_slice, WindowLevel};
 use crate::viewport::{Placement, ViewTransform};
 
@@ -354,7 +354,11 @@ fn Toolbar() -> impl IntoView {
 
 /// A hidden file input (its visible button is a `<label for=id>`) that hands the chosen file
 /// to `open` and forgets it, so that choosing the same file again fires again.
-fn file_picker(id: &'static str, accept: &'static str, open: impl Fn(File) + 'static) -> impl IntoView {
+fn file_picker(
+    id: &'static str,
+    accept: &'static str,
+    open: impl Fn(File) + 'static,
+) -> impl IntoView {
     view! {
         <input
             id=id
@@ -736,7 +740,10 @@ fn draw_view(
             let slice = cursor[plane.layout().through];
             let size = render_slice(volume, plane, slice, window, &mut cache.rgba);
             SEGMENTATION.with_borrow(|segmentation| {
-                if let Some(segmentation) = segmentation.as_ref().filter(|s| s.summary.canonical_dims == volume.dims) {
+                if let Some(segmentation) = segmentation
+                    .as_ref()
+                    .filter(|s| s.summary.canonical_dims == volume.dims)
+                {
                     let RenderCache { rgba, inside, .. } = cache;
                     draw_overlay(rgba, plane, slice, segmentation.maps(), style, inside);
                 }
@@ -1083,7 +1090,9 @@ fn start_segmentation(viewer: Viewer) {
         Outcome::Failed(message) => {
             browser::log_warn(&message);
             viewer.set_status("error", format!("Segmentation of {name} failed."));
-            viewer.error.set(Some(format!("Segmentation failed: {message}")));
+            viewer
+                .error
+                .set(Some(format!("Segmentation failed: {message}")));
         }
     };
     if let Err(message) = segment::start(viewer.seg, file, on_end) {
@@ -1115,7 +1124,10 @@ fn open_weights(viewer: Viewer, file: File) {
         let on_done = move |result: Result<serde_json::Value, String>| match result {
             Ok(card) => {
                 viewer.seg.own_weights.set(Some((shown.clone(), card)));
-                viewer.set_status("ready", format!("Using your model {shown} for the next segmentation."));
+                viewer.set_status(
+                    "ready",
+                    format!("Using your model {shown} for the next segmentation."),
+                );
             }
             Err(message) => {
                 viewer.set_status("error", format!("{shown} was not taken as the model."));
@@ -1135,14 +1147,26 @@ fn export_mask(viewer: Viewer) -> Result<(), String> {
         .with_borrow(|s| s.as_ref().map(|s| s.labels(threshold)))
         .ok_or("no segmentation yet")?;
     let bytes = export_labels(&labels)?;
-    segment::download(&bytes, "application/gzip", &format!("{}_infiltrate.nii.gz", scan_base_name(viewer)))
+    segment::download(
+        &bytes,
+        "application/gzip",
+        &format!("{}_infiltrate.nii.gz", scan_base_name(viewer)),
+    )
 }
 
 /// Downloads the quantities JSON at the chosen threshold.
 fn export_quantities(viewer: Viewer) -> Result<(), String> {
-    let quantities = viewer.seg.quantities.get_untracked().ok_or("no segmentation yet")?;
+    let quantities = viewer
+        .seg
+        .quantities
+        .get_untracked()
+        .ok_or("no segmentation yet")?;
     let json = serde_json::to_vec_pretty(&quantities).map_err(|e| e.to_string())?;
-    segment::download(&json, "application/json", &format!("{}_quantities.json", scan_base_name(viewer)))
+    segment::download(
+        &json,
+        "application/json",
+        &format!("{}_quantities.json", scan_base_name(viewer)),
+    )
 }
 
 /// The right-hand panel: progress, quantities, overlay settings, exports, model card.
@@ -1159,7 +1183,13 @@ fn ResultsPanel() -> impl IntoView {
                 .iter()
                 .enumerate()
                 .map(|(n, s)| {
-                    let class = if n < current { "step done" } else if n == current { "step now" } else { "step" };
+                    let class = if n < current {
+                        "step done"
+                    } else if n == current {
+                        "step now"
+                    } else {
+                        "step"
+                    };
                     view! { <li class=class data-stage=s.name()>{s.name()}</li> }
                 })
                 .collect_view();
@@ -1172,7 +1202,11 @@ fn ResultsPanel() -> impl IntoView {
         })
     };
 
-    let row = move |label: &'static str, side: fn(&pulmoseg_core::inference::LungQuantities) -> pulmoseg_core::inference::SideQuantities, id: &'static str| {
+    let row = move |label: &'static str,
+                    side: fn(
+        &pulmoseg_core::inference::LungQuantities,
+    ) -> pulmoseg_core::inference::SideQuantities,
+                    id: &'static str| {
         view! {
             <tr data-side=id>
                 <th>{label}</th>
@@ -1185,13 +1219,27 @@ fn ResultsPanel() -> impl IntoView {
 
     let warnings = move || {
         seg.quantities.with(|q| {
-            q.as_ref().map(|q| q.warnings.iter().map(|w| view! { <li>{w.clone()}</li> }).collect_view())
+            q.as_ref().map(|q| {
+                q.warnings
+                    .iter()
+                    .map(|w| view! { <li>{w.clone()}</li> })
+                    .collect_view()
+            })
         })
     };
     let card = move || {
-        seg.summary.with(|summary| summary.as_ref().map(|s| model_card_lines(&s.model)))
-            .or_else(|| seg.own_weights.with(|own| own.as_ref().map(|(_, card)| model_card_lines(card))))
-            .map(|lines| lines.into_iter().map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> }).collect_view())
+        seg.summary
+            .with(|summary| summary.as_ref().map(|s| model_card_lines(&s.model)))
+            .or_else(|| {
+                seg.own_weights
+                    .with(|own| own.as_ref().map(|(_, card)| model_card_lines(card)))
+            })
+            .map(|lines| {
+                lines
+                    .into_iter()
+                    .map(|(k, v)| view! { <dt>{k}</dt><dd>{v}</dd> })
+                    .collect_view()
+            })
     };
     let run_line = move || {
         seg.summary.with(|summary| {
@@ -1298,7 +1346,9 @@ fn model_card_lines(model: &serde_json::Value) -> Vec<(&'static str, String)> {
     let text = |value: &serde_json::Value| match value {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => String::new(),
-        serde_json::Value::Number(n) if n.is_f64() => format!("{:.3}", n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::Number(n) if n.is_f64() => {
+            format!("{:.3}", n.as_f64().unwrap_or(f64::NAN))
+        }
         other => other.to_string(),
     };
     let card = &model["model_card"];

@@ -135,7 +135,10 @@ mod tests {
 
     #[test]
     fn quantisation_saturates_and_ignores_nan() {
-        assert_eq!(quantise_probability(&[0.0, 1.0, 0.999_999, -0.1, f32::NAN]), [0, 255, 255, 0, 0]);
+        assert_eq!(
+            quantise_probability(&[0.0, 1.0, 0.999_999, -0.1, f32::NAN]),
+            [0, 255, 255, 0, 0]
+        );
         assert_eq!(threshold_level(0.5), 128);
         assert_eq!(threshold_level(0.0), 1);
         assert_eq!(threshold_level(1.0), 255);
@@ -143,6 +146,9 @@ mod tests {
 
     #[test]
     fn labels_stay_inside_the_lung() {
-        assert_eq!(labels_at(&[200, 200, 10, 128], &[1, 0, 2, 2], 128), [1, 0, 0, 1]);
+        assert_eq!(
+            labels_at(&[200, 200, 10, 128], &[1, 0, 2, 2], 128),
+            [1, 0, 0, 1]
+        );
     }
 }

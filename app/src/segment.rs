@@ -51,7 +51,10 @@ impl Segmentation {
             return quantities;
         }
         let dims = self.summary.canonical_dims;
-        let mask = InfiltrateMask { dims, labels: self.labels(threshold) };
+        let mask = InfiltrateMask {
+            dims,
+            labels: self.labels(threshold),
+        };
         let lung = LungMask {
             dims,
             labels: self.lung.clone(),
@@ -154,7 +157,11 @@ pub enum Outcome {
 }
 
 /// Starts segmenting `file`; `on_end` is told how it ended.
-pub fn start(state: SegmentState, file: File, on_end: impl Fn(Outcome) + 'static) -> Result<(), String> {
+pub fn start(
+    state: SegmentState,
+    file: File,
+    on_end: impl Fn(Outcome) + 'static,
+) -> Result<(), String> {
     let webgpu = state.use_webgpu.get_untracked();
     launch(state, file, webgpu, None, std::rc::Rc::new(on_end))
 }
@@ -175,7 +182,12 @@ fn launch(
     state.generation.update(|g| *g += 1);
 
     let url = worker_url()?;
-    let worker = Worker::new(&url).map_err(|e| format!("the segmentation worker could not start: {}", browser::describe(&e)))?;
+    let worker = Worker::new(&url).map_err(|e| {
+        format!(
+            "the segmentation worker could not start: {}",
+            browser::describe(&e)
+        )
+    })?;
 
     let end = on_end.clone();
     let target = worker.clone();
@@ -185,13 +197,18 @@ fn launch(
         let kind = field(&data, "kind").as_string().unwrap_or_default();
         match kind.as_str() {
             "ready" => {
-                if let Err(message) = send_request(&target, &request_file, webgpu, notice.as_deref()) {
+                if let Err(message) =
+                    send_request(&target, &request_file, webgpu, notice.as_deref())
+                {
                     finish(state, &*end, Outcome::Failed(message));
                 }
             }
             "progress" => {
                 let stage = field(&data, "stage").as_string().unwrap_or_default();
-                let stage = STAGES.into_iter().find(|s| s.name() == stage).unwrap_or(Stage::Decode);
+                let stage = STAGES
+                    .into_iter()
+                    .find(|s| s.name() == stage)
+                    .unwrap_or(Stage::Decode);
                 let text = field(&data, "text").as_string().unwrap_or_default();
                 state.stage.set(Some((stage, text)));
             }
@@ -210,10 +227,14 @@ fn launch(
                 finish(state, &*end, outcome);
             }
             "error" => {
-                let message = field(&data, "message").as_string().unwrap_or_else(|| "unknown error".into());
+                let message = field(&data, "message")
+                    .as_string()
+                    .unwrap_or_else(|| "unknown error".into());
                 finish(state, &*end, Outcome::Failed(message));
             }
-            other => browser::log_warn(&format!("segmentation worker sent an unknown message {other:?}")),
+            other => browser::log_warn(&format!(
+                "segmentation worker sent an unknown message {other:?}"
+            )),
         }
     });
     let end = on_end.clone();
@@ -234,7 +255,11 @@ fn launch(
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     WORKER.with_borrow_mut(|slot| {
-        *slot = Some(RunningWorker { worker, _on_message: on_message, _on_error: on_error })
+        *slot = Some(RunningWorker {
+            worker,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
     });
     state.running.set(true);
     state.started_ms.set(now_ms());
@@ -249,7 +274,12 @@ fn finish(state: SegmentState, on_end: &dyn Fn(Outcome), outcome: Outcome) {
     on_end(outcome);
 }
 
-fn send_request(worker: &Worker, file: &File, webgpu: bool, notice: Option<&str>) -> Result<(), String> {
+fn send_request(
+    worker: &Worker,
+    file: &File,
+    webgpu: bool,
+    notice: Option<&str>,
+) -> Result<(), String> {
     let request = Object::new();
     let set = |key: &str, value: &JsValue| Reflect::set(&request, &JsValue::from_str(key), value);
     let _ = set("file", file.as_ref());
@@ -257,20 +287,29 @@ fn send_request(worker: &Worker, file: &File, webgpu: bool, notice: Option<&str>
     if let Some(notice) = notice {
         let _ = set("notice", &JsValue::from_str(notice));
     }
-    if let Some(bytes) = OWN_WEIGHTS.with_borrow(|w| w.as_ref().map(|w| Uint8Array::from(w.as_slice()))) {
+    if let Some(bytes) =
+        OWN_WEIGHTS.with_borrow(|w| w.as_ref().map(|w| Uint8Array::from(w.as_slice())))
+    {
         let _ = set("weights", bytes.as_ref());
     }
-    worker
-        .post_message(&request)
-        .map_err(|e| format!("the scan could not be handed to the worker: {}", browser::describe(&e)))
+    worker.post_message(&request).map_err(|e| {
+        format!(
+            "the scan could not be handed to the worker: {}",
+            browser::describe(&e)
+        )
+    })
 }
 
 fn take_result(data: &JsValue) -> Result<Segmentation, String> {
-    let summary = field(data, "summary").as_string().ok_or("the worker sent no summary")?;
-    let summary: ResultSummary =
-        serde_json::from_str(&summary).map_err(|e| format!("the worker's summary is unreadable: {e}"))?;
+    let summary = field(data, "summary")
+        .as_string()
+        .ok_or("the worker sent no summary")?;
+    let summary: ResultSummary = serde_json::from_str(&summary)
+        .map_err(|e| format!("the worker's summary is unreadable: {e}"))?;
     let bytes = |key: &str| -> Result<Vec<u8>, String> {
-        let array: Uint8Array = field(data, key).dyn_into().map_err(|_| format!("the worker sent no {key} map"))?;
+        let array: Uint8Array = field(data, key)
+            .dyn_into()
+            .map_err(|_| format!("the worker sent no {key} map"))?;
         Ok(array.to_vec())
     };
     let (levels, lung) = (bytes("levels")?, bytes("lung")?);
@@ -282,18 +321,26 @@ fn take_result(data: &JsValue) -> Result<Segmentation, String> {
             lung.len()
         ));
     }
-    Ok(Segmentation { summary, levels, lung })
+    Ok(Segmentation {
+        summary,
+        levels,
+        lung,
+    })
 }
 
 /// The worker's script, as the build wrote it into the page.
 fn worker_url() -> Result<String, String> {
-    let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or("no document")?;
     let meta = document
         .query_selector("meta[name=pulmoseg-worker]")
         .ok()
         .flatten()
         .ok_or("this build of the page has no segmentation worker")?;
-    meta.get_attribute("content").filter(|c| !c.is_empty()).ok_or_else(|| "the page names no worker script".into())
+    meta.get_attribute("content")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| "the page names no worker script".into())
 }
 
 fn field(object: &JsValue, key: &str) -> JsValue {
@@ -336,15 +383,27 @@ pub fn set_own_weights(
     let pending = RefCell::new(Some(bytes));
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
         let data = event.data();
-        match field(&data, "kind").as_string().unwrap_or_default().as_str() {
+        match field(&data, "kind")
+            .as_string()
+            .unwrap_or_default()
+            .as_str()
+        {
             "ready" => {
-                let Some(bytes) = pending.borrow_mut().take() else { return };
+                let Some(bytes) = pending.borrow_mut().take() else {
+                    return;
+                };
                 let request = Object::new();
-                let _ = Reflect::set(&request, &"inspect".into(), &Uint8Array::from(bytes.as_slice()));
+                let _ = Reflect::set(
+                    &request,
+                    &"inspect".into(),
+                    &Uint8Array::from(bytes.as_slice()),
+                );
                 let _ = Reflect::set(&request, &"name".into(), &JsValue::from_str(&name));
                 if target.post_message(&request).is_err() {
                     stop_inspector();
-                    done(Err(format!("{name} could not be handed to the model check")));
+                    done(Err(format!(
+                        "{name} could not be handed to the model check"
+                    )));
                 } else {
                     OWN_WEIGHTS.with_borrow_mut(|w| *w = Some(bytes));
                 }
@@ -357,7 +416,9 @@ pub fn set_own_weights(
             "error" => {
                 stop_inspector();
                 OWN_WEIGHTS.with_borrow_mut(|w| *w = None);
-                done(Err(field(&data, "message").as_string().unwrap_or_else(|| "unknown error".into())));
+                done(Err(field(&data, "message")
+                    .as_string()
+                    .unwrap_or_else(|| "unknown error".into())));
             }
             _ => {}
         }
@@ -372,7 +433,11 @@ pub fn set_own_weights(
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     INSPECTOR.with_borrow_mut(|slot| {
-        *slot = Some(Inspector { worker, _on_message: on_message, _on_error: on_error })
+        *slot = Some(Inspector {
+            worker,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
     });
     Ok(())
 }
@@ -387,6 +452,7 @@ pub fn download(bytes: &[u8], mime: &str, file_name: &str) -> Result<(), String>
     let parts = js_sys::Array::of1(&Uint8Array::from(bytes));
     let options = BlobPropertyBag::new();
     options.set_type(mime);
-    let blob = Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(|e| browser::describe(&e))?;
+    let blob = Blob::new_with_u8_array_sequence_and_options(&parts, &options)
+        .map_err(|e| browser::describe(&e))?;
     browser::download_blob(&blob, file_name)
 }

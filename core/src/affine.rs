@@ -64,7 +64,11 @@ impl Affine {
         let mut cosines = [[0.0f64; 3]; 3]; // [voxel axis][world axis]
         for (voxel_axis, row) in cosines.iter_mut().enumerate() {
             for (world_axis, cell) in row.iter_mut().enumerate() {
-                let norm = if spacing[voxel_axis] > 0.0 { spacing[voxel_axis] } else { 1.0 };
+                let norm = if spacing[voxel_axis] > 0.0 {
+                    spacing[voxel_axis]
+                } else {
+                    1.0
+                };
                 *cell = m[world_axis][voxel_axis] / norm;
             }
         }
@@ -96,7 +100,13 @@ impl Affine {
         const NEGATIVE: [char; 3] = ['L', 'P', 'I'];
         self.axis_directions()
             .iter()
-            .map(|&(world, sign)| if sign > 0 { POSITIVE[world] } else { NEGATIVE[world] })
+            .map(|&(world, sign)| {
+                if sign > 0 {
+                    POSITIVE[world]
+                } else {
+                    NEGATIVE[world]
+                }
+            })
             .collect()
     }
 }

@@ -32,7 +32,10 @@ pub struct Reorientation {
 impl Reorientation {
     /// The reorientation of a grid with this affine to its closest canonical orientation.
     pub fn to_canonical(affine: &Affine, source_dims: [usize; 3]) -> Self {
-        Reorientation { source_dims, directions: affine.axis_directions() }
+        Reorientation {
+            source_dims,
+            directions: affine.axis_directions(),
+        }
     }
 
     /// True when the grid is already canonical.
@@ -140,7 +143,12 @@ mod tests {
             [0.0, 0.0, 0.0, 1.0],
         ]);
         let hu = (0..24).map(|v| v as f32).collect();
-        Volume { dims, spacing_mm: [2.0, 3.0, 5.0], affine, hu }
+        Volume {
+            dims,
+            spacing_mm: [2.0, 3.0, 5.0],
+            affine,
+            hu,
+        }
     }
 
     #[test]

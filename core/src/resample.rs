@@ -26,10 +26,18 @@ pub enum ResampleError {
     EmptyAxis { from: [usize; 3], to: [usize; 3] },
     /// The voxel buffer does not match the grid it is said to fill.
     #[error("a {dims:?} grid has {expected} voxels, but {actual} were given")]
-    LengthMismatch { dims: [usize; 3], expected: usize, actual: usize },
+    LengthMismatch {
+        dims: [usize; 3],
+        expected: usize,
+        actual: usize,
+    },
     /// The output would be unreasonably large.
     #[error("resizing to {to:?} would make {voxels} voxels, more than the limit of {limit}")]
-    TooLarge { to: [usize; 3], voxels: u128, limit: usize },
+    TooLarge {
+        to: [usize; 3],
+        voxels: u128,
+        limit: usize,
+    },
 }
 
 /// How a resize maps voxels; stored with a model so inference resizes as training did.
@@ -42,16 +50,30 @@ pub enum ResizeConvention {
 
 fn check(len: usize, dims: [usize; 3], out_dims: [usize; 3]) -> Result<(), ResampleError> {
     if dims.contains(&0) || out_dims.contains(&0) {
-        return Err(ResampleError::EmptyAxis { from: dims, to: out_dims });
+        return Err(ResampleError::EmptyAxis {
+            from: dims,
+            to: out_dims,
+        });
     }
     let expected = dims.iter().product::<usize>();
     if len != expected {
-        return Err(ResampleError::LengthMismatch { dims, expected, actual: len });
+        return Err(ResampleError::LengthMismatch {
+            dims,
+            expected,
+            actual: len,
+        });
     }
     // A checked product: three axes near 2⁶⁴ overflow even a u128.
-    let voxels = out_dims.iter().try_fold(1u128, |n, &d| n.checked_mul(d as u128)).unwrap_or(u128::MAX);
+    let voxels = out_dims
+        .iter()
+        .try_fold(1u128, |n, &d| n.checked_mul(d as u128))
+        .unwrap_or(u128::MAX);
     if voxels > MAX_OUTPUT_VOXELS as u128 {
-        return Err(ResampleError::TooLarge { to: out_dims, voxels, limit: MAX_OUTPUT_VOXELS });
+        return Err(ResampleError::TooLarge {
+            to: out_dims,
+            voxels,
+            limit: MAX_OUTPUT_VOXELS,
+        });
     }
     Ok(())
 }
@@ -178,7 +200,11 @@ mod tests {
     fn bad_grids_are_named() {
         assert_eq!(
             resize_trilinear(&[0.0; 5], [2, 2, 1], [4, 4, 1]),
-            Err(ResampleError::LengthMismatch { dims: [2, 2, 1], expected: 4, actual: 5 })
+            Err(ResampleError::LengthMismatch {
+                dims: [2, 2, 1],
+                expected: 4,
+                actual: 5
+            })
         );
         assert!(matches!(
             resize_nearest(&[0u8], [1, 1, 1], [0, 1, 1]),

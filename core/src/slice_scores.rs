@@ -10,8 +10,15 @@ use thiserror::Error;
 #[derive(Debug, Error, PartialEq)]
 pub enum SliceScoreError {
     /// The mask, the lung mask and the grid disagree in size.
-    #[error("the prediction has {mask} voxels and the lung mask {lung}; the grid {dims:?} has {voxels}")]
-    Size { mask: usize, lung: usize, dims: [usize; 3], voxels: usize },
+    #[error(
+        "the prediction has {mask} voxels and the lung mask {lung}; the grid {dims:?} has {voxels}"
+    )]
+    Size {
+        mask: usize,
+        lung: usize,
+        dims: [usize; 3],
+        voxels: usize,
+    },
     /// The labels do not cover the slices.
     #[error("the labels give {labels} slices, the scan has {slices} along its third axis")]
     SliceCount { labels: usize, slices: usize },
@@ -51,10 +58,18 @@ pub fn slice_scores(
 ) -> Result<SliceScores, SliceScoreError> {
     let voxels = dims.iter().product::<usize>();
     if mask.len() != voxels || lung.len() != voxels {
-        return Err(SliceScoreError::Size { mask: mask.len(), lung: lung.len(), dims, voxels });
+        return Err(SliceScoreError::Size {
+            mask: mask.len(),
+            lung: lung.len(),
+            dims,
+            voxels,
+        });
     }
     if slice_infected.len() != dims[2] {
-        return Err(SliceScoreError::SliceCount { labels: slice_infected.len(), slices: dims[2] });
+        return Err(SliceScoreError::SliceCount {
+            labels: slice_infected.len(),
+            slices: dims[2],
+        });
     }
     let per_slice = dims[0] * dims[1];
     let mut scores = SliceScores {
@@ -90,7 +105,13 @@ pub fn slice_scores(
             (false, true) => scores.false_negative += 1,
         }
     }
-    let ratio = |a: usize, b: usize| if a + b > 0 { a as f64 / (a + b) as f64 } else { f64::NAN };
+    let ratio = |a: usize, b: usize| {
+        if a + b > 0 {
+            a as f64 / (a + b) as f64
+        } else {
+            f64::NAN
+        }
+    };
     scores.sensitivity = ratio(scores.true_positive, scores.false_negative);
     scores.specificity = ratio(scores.true_negative, scores.false_positive);
     if scores.predicted_voxels > 0 {
@@ -122,7 +143,13 @@ mod tests {
         let labels = [true, true, false, false, true];
         let s = slice_scores(&mask, &lung, dims, &labels, 2).unwrap();
         assert_eq!(
-            (s.scored_slices, s.true_positive, s.false_negative, s.true_negative, s.false_positive),
+            (
+                s.scored_slices,
+                s.true_positive,
+                s.false_negative,
+                s.true_negative,
+                s.false_positive
+            ),
             (4, 1, 1, 1, 1)
         );
         assert_eq!((s.sensitivity, s.specificity), (0.5, 0.5));
@@ -135,7 +162,13 @@ mod tests {
     #[test]
     fn mismatched_sizes_are_refused() {
         let e = slice_scores(&[0; 8], &[0; 8], [2, 2, 2], &[true], 10).unwrap_err();
-        assert_eq!(e, SliceScoreError::SliceCount { labels: 1, slices: 2 });
+        assert_eq!(
+            e,
+            SliceScoreError::SliceCount {
+                labels: 1,
+                slices: 2
+            }
+        );
         assert!(slice_scores(&[0; 7], &[0; 8], [2, 2, 2], &[true, false], 10).is_err());
     }
 }

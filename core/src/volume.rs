@@ -52,10 +52,13 @@ impl Volume {
 
     /// Smallest and largest finite voxel value, or `None` when there is none.
     pub fn hu_range(&self) -> Option<(f32, f32)> {
-        self.hu.iter().filter(|v| v.is_finite()).fold(None, |range, &v| match range {
-            None => Some((v, v)),
-            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-        })
+        self.hu
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(None, |range, &v| match range {
+                None => Some((v, v)),
+                Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+            })
     }
 }
 

@@ -23,7 +23,10 @@ pub struct HuWindow {
 impl Default for HuWindow {
     /// The window of Bressem et al. 2021: −2000 … 500 HU.
     fn default() -> Self {
-        HuWindow { lower_hu: -2000.0, upper_hu: 500.0 }
+        HuWindow {
+            lower_hu: -2000.0,
+            upper_hu: 500.0,
+        }
     }
 }
 
@@ -64,9 +67,10 @@ mod tests {
     fn paper_window_maps_by_hand() {
         let window = HuWindow::default();
         // (−1000 + 2000) / 2500 = 0.4 ; (0 + 2000) / 2500 = 0.8 ; clipped ends.
-        assert_eq!(window.apply(&[-3000.0, -2000.0, -1000.0, 0.0, 500.0, 3000.0, f32::NAN]), vec![
-            0.0, 0.0, 0.4, 0.8, 1.0, 1.0, 0.0
-        ]);
+        assert_eq!(
+            window.apply(&[-3000.0, -2000.0, -1000.0, 0.0, 500.0, 3000.0, f32::NAN]),
+            vec![0.0, 0.0, 0.4, 0.8, 1.0, 1.0, 0.0]
+        );
     }
 
     #[test]
@@ -79,7 +83,10 @@ mod tests {
     fn empty_window_is_rejected() {
         assert_eq!(
             HuWindow::new(500.0, 500.0),
-            Err(WindowError::Invalid { lower_hu: 500.0, upper_hu: 500.0 })
+            Err(WindowError::Invalid {
+                lower_hu: 500.0,
+                upper_hu: 500.0
+            })
         );
         assert!(HuWindow::new(f32::NAN, 0.0).is_err());
     }

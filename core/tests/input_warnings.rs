@@ -23,7 +23,10 @@ fn warnings_of(volume: &Volume) -> Vec<String> {
 
 #[test]
 fn a_complete_thin_slice_chest_ct_in_hu_gets_no_warning() {
-    assert_eq!(warnings_of(&read("small/covidctmd_P001_3mm.nii.gz")), Vec::<String>::new());
+    assert_eq!(
+        warnings_of(&read("small/covidctmd_P001_3mm.nii.gz")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -33,9 +36,18 @@ fn a_chest_cut_at_both_ends_is_flagged() {
     // in the central two thirds of the slice), up to the neck, above the apices. 5 mm is the
     // limit itself, so only the cut bases are flagged.
     let warnings = warnings_of(&read("small/pyrad_lung1_2mm.nii.gz"));
-    assert!(warnings.iter().any(|w| w.contains("reach the bottom")), "{warnings:?}");
-    assert!(!warnings.iter().any(|w| w.contains("reach the top")), "{warnings:?}");
-    assert!(!warnings.iter().any(|w| w.contains("mm thick")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("reach the bottom")),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("reach the top")),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("mm thick")),
+        "{warnings:?}"
+    );
 }
 
 #[test]
@@ -47,14 +59,24 @@ fn thicker_slices_than_five_mm_are_flagged() {
     volume.affine.0[2][axial] *= 1.5;
     volume.spacing_mm[axial] *= 1.5;
     let warnings = warnings_of(&volume);
-    assert!(warnings.iter().any(|w| w.contains("6.0 mm thick")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("6.0 mm thick")),
+        "{warnings:?}"
+    );
 }
 
 #[test]
 fn an_eight_bit_windowed_copy_is_not_hu() {
     let mut volume = read("small/covidctmd_P001_3mm.nii.gz");
     let lung_window = HuWindow::from_width_level(1500.0, -600.0).unwrap();
-    volume.hu = volume.hu.iter().map(|&v| (lung_window.scale(v) * 255.0).round()).collect();
+    volume.hu = volume
+        .hu
+        .iter()
+        .map(|&v| (lung_window.scale(v) * 255.0).round())
+        .collect();
     let warnings = warnings_of(&volume);
-    assert!(warnings.iter().any(|w| w.contains("Hounsfield")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("Hounsfield")),
+        "{warnings:?}"
+    );
 }

@@ -23,7 +23,10 @@ fn dims(value: &Value) -> [usize; 3] {
 
 fn read_f32(name: &str) -> Vec<f32> {
     let bytes = std::fs::read(fixture(name)).unwrap();
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 fn read_volume(relative: &str) -> Volume {
@@ -33,7 +36,10 @@ fn read_volume(relative: &str) -> Volume {
 
 fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -73,7 +79,10 @@ fn real_tumour_mask_resizes_like_pytorch_nearest_exact() {
     let ours = resize_nearest(&labels, volume.dims, dims(&case["out_dims"])).unwrap();
     let torch = std::fs::read(fixture(case["file"].as_str().unwrap())).unwrap();
 
-    assert_eq!(ours.iter().map(|&v| v as u64).sum::<u64>(), case["foreground_voxels"].as_u64().unwrap());
+    assert_eq!(
+        ours.iter().map(|&v| v as u64).sum::<u64>(),
+        case["foreground_voxels"].as_u64().unwrap()
+    );
     assert_eq!(ours, torch);
 }
 
@@ -81,22 +90,38 @@ fn real_tumour_mask_resizes_like_pytorch_nearest_exact() {
 fn lps_scan_reorients_like_nibabel_and_back() {
     let case = &cases()["P001_canonical"];
     let volume = read_volume(case["source"].as_str().unwrap());
-    assert_eq!(volume.orientation_code(), case["source_code"].as_str().unwrap());
+    assert_eq!(
+        volume.orientation_code(),
+        case["source_code"].as_str().unwrap()
+    );
 
     let (canonical, reorientation) = volume.to_canonical();
-    assert_eq!(canonical.orientation_code(), case["canonical_code"].as_str().unwrap());
+    assert_eq!(
+        canonical.orientation_code(),
+        case["canonical_code"].as_str().unwrap()
+    );
     assert_eq!(canonical.dims, dims(&case["canonical_dims"]));
 
     let expected: Vec<Vec<f64>> = serde_json::from_value(case["canonical_affine"].clone()).unwrap();
     for (row, expected_row) in canonical.affine.0.iter().zip(&expected) {
         for (a, b) in row.iter().zip(expected_row) {
-            assert!((a - b).abs() < 1e-4, "canonical affine {:?} vs nibabel {expected:?}", canonical.affine);
+            assert!(
+                (a - b).abs() < 1e-4,
+                "canonical affine {:?} vs nibabel {expected:?}",
+                canonical.affine
+            );
         }
     }
     for probe in case["canonical_probes"].as_array().unwrap() {
         let [i, j, k] = dims(&probe["ijk"]);
-        assert_eq!(canonical.hu[canonical.index(i, j, k)] as f64, probe["value"].as_f64().unwrap());
+        assert_eq!(
+            canonical.hu[canonical.index(i, j, k)] as f64,
+            probe["value"].as_f64().unwrap()
+        );
     }
 
-    assert!(reorientation.to_source_data(&canonical.hu) == volume.hu, "round trip is not lossless");
+    assert!(
+        reorientation.to_source_data(&canonical.hu) == volume.hu,
+        "round trip is not lossless"
+    );
 }

@@ -320,7 +320,10 @@ fn lesion_counts_volumes_and_kinds_span_the_configured_ranges() {
     );
     let volumes: Vec<f64> = batch.iter().map(|c| c.lesion_ml).collect();
     // Drawn log-uniformly in 10 … 1000 mL (the default); lesions cut by the pleura end up smaller.
-    assert!(volumes.iter().all(|&v| v > 0.0 && v < 1200.0), "{volumes:?}");
+    assert!(
+        volumes.iter().all(|&v| v > 0.0 && v < 1200.0),
+        "{volumes:?}"
+    );
     assert!(
         volumes.iter().any(|&v| v < 30.0) && volumes.iter().any(|&v| v > 200.0),
         "{volumes:?}"

@@ -3,13 +3,13 @@
 #![cfg(feature = "model")]
 
 use burn::tensor::{Device, Tensor, TensorData};
+use pulmoseg_core::orientation::CanonicalOrientation;
+use pulmoseg_core::resample::ResizeConvention;
 use pulmoseg_core::unet::{UNet, UNetConfig, UNetError};
 use pulmoseg_core::weights::tensors::{collect, TensorMismatch};
 use pulmoseg_core::weights::{
     self, InferenceMode, NetworkSpec, Preprocessing, Storage, WeightsError, WeightsMetadata,
 };
-use pulmoseg_core::orientation::CanonicalOrientation;
-use pulmoseg_core::resample::ResizeConvention;
 use pulmoseg_core::window::HuWindow;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -25,7 +25,9 @@ fn metadata(model: &UNet) -> WeightsMetadata {
     let mut metadata = WeightsMetadata::new(&model.config());
     metadata.preprocessing = Some(Preprocessing {
         window: HuWindow::default(),
-        mode: InferenceMode::WholeVolume { input_dims: [256, 256, 20] },
+        mode: InferenceMode::WholeVolume {
+            input_dims: [256, 256, 20],
+        },
         resize: ResizeConvention::HalfPixel,
         orientation: CanonicalOrientation::Ras,
     });

@@ -207,7 +207,10 @@ pub fn scores_plot(scores: &[CaseScore]) -> anyhow::Result<Vec<u8>> {
 
 pub fn run(args: &EvaluateArgs) -> anyhow::Result<()> {
     if !(args.threshold > 0.0 && args.threshold < 1.0) {
-        bail!("--threshold {} must lie strictly between 0 and 1", args.threshold);
+        bail!(
+            "--threshold {} must lie strictly between 0 and 1",
+            args.threshold
+        );
     }
     if !(args.tolerance_mm.is_finite() && args.tolerance_mm >= 0.0) {
         bail!(

@@ -23,7 +23,11 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     let [si, sj, sk] = volume.spacing_mm;
 
     writeln!(out, "file:        {}", args.file.display())?;
-    writeln!(out, "dims:        {ni} × {nj} × {nk} ({} voxels)", volume.len())?;
+    writeln!(
+        out,
+        "dims:        {ni} × {nj} × {nk} ({} voxels)",
+        volume.len()
+    )?;
     writeln!(out, "spacing:     {si:.4} × {sj:.4} × {sk:.4} mm")?;
     writeln!(out, "orientation: {}", volume.orientation_code())?;
     writeln!(out, "data type:   {}", image.header.datatype_name())?;
@@ -33,7 +37,11 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     }
     writeln!(out, "affine (voxel → RAS+ mm):")?;
     for row in &volume.affine.0 {
-        writeln!(out, "  [{:>10.4} {:>10.4} {:>10.4} {:>10.4}]", row[0], row[1], row[2], row[3])?;
+        writeln!(
+            out,
+            "  [{:>10.4} {:>10.4} {:>10.4} {:>10.4}]",
+            row[0], row[1], row[2], row[3]
+        )?;
     }
     for warning in &image.warnings {
         writeln!(out, "warning:     {warning}")?;

@@ -2,6 +2,7 @@
 //! segmentations with the metrics of the COVID-19 benchmark.
 
 mod card;
+mod evaluate;
 mod info;
 mod input;
 mod metrics;
@@ -9,7 +10,6 @@ mod predict;
 mod slices;
 mod synth;
 mod train;
-mod evaluate;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -17,7 +17,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "pulmoseg", version, about = "COVID-19 infiltrate segmentation of chest CTs")]
+#[command(
+    name = "pulmoseg",
+    version,
+    about = "COVID-19 infiltrate segmentation of chest CTs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -40,7 +40,11 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
             t.dims
         );
     }
-    let spacing_differs = p.spacing_mm.iter().zip(&t.spacing_mm).any(|(a, b)| (a - b).abs() > 1e-4);
+    let spacing_differs = p
+        .spacing_mm
+        .iter()
+        .zip(&t.spacing_mm)
+        .any(|(a, b)| (a - b).abs() > 1e-4);
     if spacing_differs {
         bail!(
             "{} has spacing {:?} mm but {} has {:?} mm: the masks are not on the same grid",
@@ -51,7 +55,13 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
         );
     }
 
-    let misplaced = p.affine.0.iter().flatten().zip(t.affine.0.iter().flatten()).any(|(a, b)| (a - b).abs() > 1e-3);
+    let misplaced = p
+        .affine
+        .0
+        .iter()
+        .flatten()
+        .zip(t.affine.0.iter().flatten())
+        .any(|(a, b)| (a - b).abs() > 1e-3);
     if misplaced {
         bail!(
             "{} and {} have the same grid size but different voxel-to-world affines ({:?} vs \
@@ -66,7 +76,13 @@ pub fn run(args: &MetricsArgs) -> anyhow::Result<()> {
     let predicted = mask_from_labels(&p.hu, args.label);
     let expected = mask_from_labels(&t.hu, args.label);
     let dice_value = dice(&expected, &predicted)?;
-    let nsd = surface_dice(&expected, &predicted, t.dims, t.spacing_mm, args.tolerance_mm)?;
+    let nsd = surface_dice(
+        &expected,
+        &predicted,
+        t.dims,
+        t.spacing_mm,
+        args.tolerance_mm,
+    )?;
 
     if args.json {
         let report = serde_json::json!({

@@ -38,12 +38,18 @@ pub struct PredictArgs {
 
 pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     if !(args.threshold > 0.0 && args.threshold < 1.0) {
-        bail!("--threshold {} must lie strictly between 0 and 1", args.threshold);
+        bail!(
+            "--threshold {} must lie strictly between 0 and 1",
+            args.threshold
+        );
     }
     let mut names: Vec<String> = args.inputs.iter().map(|p| scan_name(p)).collect();
     names.sort();
     if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
-        bail!("two inputs are named {:?}: their results would overwrite each other", pair[0]);
+        bail!(
+            "two inputs are named {:?}: their results would overwrite each other",
+            pair[0]
+        );
     }
     let device = args.backend.device(0)?;
     let bytes = std::fs::read(&args.model)
@@ -51,7 +57,10 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let (model, metadata) = weights::load(&bytes, &device)
         .with_context(|| format!("loading weights {}", args.model.display()))?;
     let Some(preprocessing) = metadata.preprocessing.clone() else {
-        bail!("{} states no CT preprocessing: it is not a segmentation model", args.model.display());
+        bail!(
+            "{} states no CT preprocessing: it is not a segmentation model",
+            args.model.display()
+        );
     };
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating output folder {}", args.output.display()))?;
@@ -69,14 +78,22 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let image = read_image(input)?;
         let volume = &image.volume;
-        info!("decoded {name}: {:?} voxels in {:.1} s", volume.dims, started.elapsed().as_secs_f64());
+        info!(
+            "decoded {name}: {:?} voxels in {:.1} s",
+            volume.dims,
+            started.elapsed().as_secs_f64()
+        );
         bar.inc(1);
 
         stage(STAGES[1]);
         let started = Instant::now();
         let lung = lung_mask(volume, &LungMaskOptions::default())
             .with_context(|| format!("lung mask of {}", input.display()))?;
-        info!("lung mask of {name}: {:.0} mL in {:.1} s", lung.total_ml(), started.elapsed().as_secs_f64());
+        info!(
+            "lung mask of {name}: {:.0} mL in {:.1} s",
+            lung.total_ml(),
+            started.elapsed().as_secs_f64()
+        );
         bar.inc(1);
 
         stage(STAGES[2]);
@@ -92,8 +109,14 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
 
         stage(STAGES[3]);
         let model_id = (metadata.name.as_str(), metadata.version.as_str());
-        let (mask, quantities) =
-            summarise(volume, &lung, &probability, args.threshold, model_id, &image.warnings);
+        let (mask, quantities) = summarise(
+            volume,
+            &lung,
+            &probability,
+            args.threshold,
+            model_id,
+            &image.warnings,
+        );
         write_outputs(&args.output, &name, &mask, &image.header, &quantities)?;
         bar.inc(1);
         bar.println(format!(
@@ -127,6 +150,12 @@ fn write_outputs(
 
 /// `P001.nii.gz` → `P001`.
 fn scan_name(path: &Path) -> String {
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    file.strip_suffix(".nii.gz").or_else(|| file.strip_suffix(".nii")).unwrap_or(&file).to_string()
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    file.strip_suffix(".nii.gz")
+        .or_else(|| file.strip_suffix(".nii"))
+        .unwrap_or(&file)
+        .to_string()
 }

@@ -46,10 +46,17 @@ pub fn run(args: &SlicesArgs) -> anyhow::Result<()> {
     check_same_grid(ct, &args.image, predicted, &args.mask)?;
     let text = std::fs::read_to_string(&args.labels)
         .with_context(|| format!("reading {}", args.labels.display()))?;
-    let labels: SliceLabels = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a slice-label JSON with slice_infected", args.labels.display()))?;
+    let labels: SliceLabels = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a slice-label JSON with slice_infected",
+            args.labels.display()
+        )
+    })?;
     if let Some(bad) = labels.slice_infected.iter().find(|&&v| v > 1) {
-        bail!("{}: slice_infected holds {bad}; only 0 and 1 are labels", args.labels.display());
+        bail!(
+            "{}: slice_infected holds {bad}; only 0 and 1 are labels",
+            args.labels.display()
+        );
     }
     let infected: Vec<bool> = labels.slice_infected.iter().map(|&v| v == 1).collect();
 
@@ -57,12 +64,21 @@ pub fn run(args: &SlicesArgs) -> anyhow::Result<()> {
         .with_context(|| format!("lung mask of {}", args.image.display()))?;
     let binary: Vec<u8> = predicted.hu.iter().map(|&v| u8::from(v != 0.0)).collect();
     let scores = slice_scores(&binary, &lung.labels, ct.dims, &infected, args.min_voxels)
-        .with_context(|| format!("scoring {} against {}", args.mask.display(), args.labels.display()))?;
+        .with_context(|| {
+            format!(
+                "scoring {} against {}",
+                args.mask.display(),
+                args.labels.display()
+            )
+        })?;
 
     let share = if scores.predicted_voxels == 0 {
         "no infiltrate predicted".to_string()
     } else {
-        format!("{:.1} % of the predicted volume on labelled slices", 100.0 * scores.volume_in_labelled_slices)
+        format!(
+            "{:.1} % of the predicted volume on labelled slices",
+            100.0 * scores.volume_in_labelled_slices
+        )
     };
     let summary = format!(
         "sensitivity {:.3}, specificity {:.3} over {} slices with lung (≥ {} voxels = positive); {share}",
@@ -75,7 +91,10 @@ pub fn run(args: &SlicesArgs) -> anyhow::Result<()> {
     } else {
         println!(
             "TP {} FP {} TN {} FN {}; {summary}",
-            scores.true_positive, scores.false_positive, scores.true_negative, scores.false_negative
+            scores.true_positive,
+            scores.false_positive,
+            scores.true_negative,
+            scores.false_negative
         );
     }
     Ok(())

@@ -7,13 +7,18 @@ use pulmoseg_core::nifti::{read_nifti, write_labels_nii_gz, ReadOptions};
 use serde_json::Value;
 
 fn shared_data(relative: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(relative);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data")
+        .join(relative);
     assert!(path.exists(), "real test data missing: {}", path.display());
     path
 }
 
 fn pulmoseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pulmoseg")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_pulmoseg"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn scratch_dir(name: &str) -> PathBuf {
@@ -30,9 +35,16 @@ fn info_reports_the_covid_scan_as_its_publisher_describes_it() {
     let out = pulmoseg(&["info", path.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
 
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("dims:        512 × 512 × 148"), "{stdout}");
-    assert!(stdout.contains("spacing:     0.7480 × 0.7480 × 2.0000 mm"), "{stdout}");
+    assert!(
+        stdout.contains("spacing:     0.7480 × 0.7480 × 2.0000 mm"),
+        "{stdout}"
+    );
     assert!(stdout.contains("orientation: LPS"), "{stdout}");
     assert!(stdout.contains("data type:   int16"), "{stdout}");
     assert!(stdout.contains("HU range:    -1024 … 1563"), "{stdout}");
@@ -44,7 +56,11 @@ fn metrics_of_a_shifted_tumour_mask_match_surface_distance() {
     // were computed with DeepMind's surface-distance package by
     // tools/fixtures/make_metrics_fixtures.py (core/tests/fixtures/metrics_real_masks.json).
     let truth_path = shared_data("pyradiomics/lung1_label.nii.gz");
-    let truth = read_nifti(&std::fs::read(&truth_path).unwrap(), &ReadOptions::default()).unwrap();
+    let truth = read_nifti(
+        &std::fs::read(&truth_path).unwrap(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
     let [ni, nj, nk] = truth.volume.dims;
     let mut shifted = vec![0u8; truth.volume.len()];
     for k in 0..nk {
@@ -57,7 +73,11 @@ fn metrics_of_a_shifted_tumour_mask_match_surface_distance() {
     }
     let dir = scratch_dir("metrics");
     let prediction_path = dir.join("shifted.nii.gz");
-    std::fs::write(&prediction_path, write_labels_nii_gz(&shifted, &truth.header).unwrap()).unwrap();
+    std::fs::write(
+        &prediction_path,
+        write_labels_nii_gz(&shifted, &truth.header).unwrap(),
+    )
+    .unwrap();
 
     let out = pulmoseg(&[
         "metrics",
@@ -67,11 +87,21 @@ fn metrics_of_a_shifted_tumour_mask_match_surface_distance() {
         "1",
         "--json",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
 
-    assert!((report["dice"].as_f64().unwrap() - 0.8554360812425329).abs() < 1e-6, "{report}");
-    assert!((report["surface_dice"].as_f64().unwrap() - 0.9184192780737881).abs() < 1e-6, "{report}");
+    assert!(
+        (report["dice"].as_f64().unwrap() - 0.8554360812425329).abs() < 1e-6,
+        "{report}"
+    );
+    assert!(
+        (report["surface_dice"].as_f64().unwrap() - 0.9184192780737881).abs() < 1e-6,
+        "{report}"
+    );
     assert_eq!(report["truth_voxels"], 837);
     std::fs::remove_dir_all(dir).ok();
 }
@@ -84,7 +114,10 @@ fn metrics_on_different_grids_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
 
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("[512, 512, 48]") && stderr.contains("[512, 512, 61]"), "{stderr}");
+    assert!(
+        stderr.contains("[512, 512, 48]") && stderr.contains("[512, 512, 61]"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -106,7 +139,11 @@ fn metrics_on_the_same_grid_size_but_another_position_is_a_clear_error() {
     // The same tumour mask written with its sform moved 100 mm to the side: the sizes agree,
     // but the voxels cover other places, so scoring them against each other means nothing.
     let truth_path = shared_data("pyradiomics/lung1_label.nii.gz");
-    let truth = read_nifti(&std::fs::read(&truth_path).unwrap(), &ReadOptions::default()).unwrap();
+    let truth = read_nifti(
+        &std::fs::read(&truth_path).unwrap(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
     let labels: Vec<u8> = truth.volume.hu.iter().map(|&v| u8::from(v > 0.0)).collect();
     let mut moved = truth.header.clone();
     moved.srow_x[3] += 100.0;
@@ -115,18 +152,34 @@ fn metrics_on_the_same_grid_size_but_another_position_is_a_clear_error() {
     let moved_path = dir.join("moved.nii.gz");
     std::fs::write(&moved_path, write_labels_nii_gz(&labels, &moved).unwrap()).unwrap();
 
-    let out = pulmoseg(&["metrics", moved_path.to_str().unwrap(), truth_path.to_str().unwrap()]);
+    let out = pulmoseg(&[
+        "metrics",
+        moved_path.to_str().unwrap(),
+        truth_path.to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("different voxel-to-world affines"), "{stderr}");
+    assert!(
+        stderr.contains("different voxel-to-world affines"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
 fn label_zero_is_refused_because_it_would_score_the_background() {
     let a = shared_data("pyradiomics/lung1_label.nii.gz");
-    let out = pulmoseg(&["metrics", a.to_str().unwrap(), a.to_str().unwrap(), "--label", "0"]);
+    let out = pulmoseg(&[
+        "metrics",
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--label",
+        "0",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--label") && stderr.contains('0'), "{stderr}");
+    assert!(
+        stderr.contains("--label") && stderr.contains('0'),
+        "{stderr}"
+    );
 }

@@ -19,7 +19,9 @@ use pulmoseg_core::window::HuWindow;
 use serde_json::Value;
 
 fn shared_data(relative: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(relative);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data")
+        .join(relative);
     assert!(path.exists(), "real test data missing: {}", path.display());
     path
 }
@@ -32,7 +34,10 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn pulmoseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pulmoseg")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_pulmoseg"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// A width-2 network in the paper's whole-volume mode at a small input size.
@@ -49,12 +54,18 @@ fn tiny_weights_with(dir: &std::path::Path, name: &str, window: HuWindow) -> Pat
     metadata.version = "test".into();
     metadata.preprocessing = Some(Preprocessing {
         window,
-        mode: InferenceMode::WholeVolume { input_dims: [48, 48, 16] },
+        mode: InferenceMode::WholeVolume {
+            input_dims: [48, 48, 16],
+        },
         resize: ResizeConvention::HalfPixel,
         orientation: CanonicalOrientation::Ras,
     });
     let path = dir.join(name);
-    std::fs::write(&path, weights::save(&model, &metadata, Storage::F32).unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        weights::save(&model, &metadata, Storage::F32).unwrap(),
+    )
+    .unwrap();
     path
 }
 
@@ -74,7 +85,11 @@ fn predicted_mask_sits_on_the_input_grid_inside_the_lungs_and_matches_its_quanti
         "--threshold",
         "0.3",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let source = read_nifti(&std::fs::read(&scan).unwrap(), &ReadOptions::default()).unwrap();
     let mask_bytes = std::fs::read(out_dir.join("covidctmd_P001_3mm_infiltrate.nii.gz")).unwrap();
@@ -84,9 +99,13 @@ fn predicted_mask_sits_on_the_input_grid_inside_the_lungs_and_matches_its_quanti
     assert_eq!(mask.header.datatype_name(), "uint8");
 
     let lung = lung_mask(&source.volume, &LungMaskOptions::default()).unwrap();
-    let marked: Vec<usize> =
-        (0..mask.volume.len()).filter(|&v| mask.volume.hu[v] != 0.0).collect();
-    assert!(marked.iter().all(|&v| lung.labels[v] != 0), "infiltrate outside the lung mask");
+    let marked: Vec<usize> = (0..mask.volume.len())
+        .filter(|&v| mask.volume.hu[v] != 0.0)
+        .collect();
+    assert!(
+        marked.iter().all(|&v| lung.labels[v] != 0),
+        "infiltrate outside the lung mask"
+    );
     assert!(mask.volume.hu.iter().all(|&v| v == 0.0 || v == 1.0));
 
     let json = std::fs::read(out_dir.join("covidctmd_P001_3mm_quantities.json")).unwrap();
@@ -129,7 +148,10 @@ fn unusable_models_and_settings_are_named() {
     };
 
     let stderr = run(not_weights.to_str().unwrap(), "0.5");
-    assert!(stderr.contains("notes.pulmoseg") && stderr.contains("not a Pulmoseg weights file"), "{stderr}");
+    assert!(
+        stderr.contains("notes.pulmoseg") && stderr.contains("not a Pulmoseg weights file"),
+        "{stderr}"
+    );
     let missing = dir.join("missing.pulmoseg");
     let stderr = run(missing.to_str().unwrap(), "0.5");
     assert!(stderr.contains("missing.pulmoseg"), "{stderr}");
@@ -142,7 +164,14 @@ fn unusable_models_and_settings_are_named() {
 fn a_weights_file_with_a_reversed_window_or_clashing_inputs_is_refused() {
     let dir = scratch("refuse");
     // Built field by field: HuWindow::new itself would refuse these bounds.
-    let reversed = tiny_weights_with(&dir, "reversed.pulmoseg", HuWindow { lower_hu: 500.0, upper_hu: -2000.0 });
+    let reversed = tiny_weights_with(
+        &dir,
+        "reversed.pulmoseg",
+        HuWindow {
+            lower_hu: 500.0,
+            upper_hu: -2000.0,
+        },
+    );
     let scan = shared_data("small/covidctmd_P001_3mm.nii.gz");
     let out_dir = dir.join("out");
     let out = pulmoseg(&[
@@ -155,7 +184,10 @@ fn a_weights_file_with_a_reversed_window_or_clashing_inputs_is_refused() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("HU window 500") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("HU window 500") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 
     let model = tiny_weights(&dir);
     let out = pulmoseg(&[
@@ -169,7 +201,10 @@ fn a_weights_file_with_a_reversed_window_or_clashing_inputs_is_refused() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("two inputs are named \"covidctmd_P001_3mm\""), "{stderr}");
+    assert!(
+        stderr.contains("two inputs are named \"covidctmd_P001_3mm\""),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -182,22 +217,44 @@ fn slice_scores_of_a_mask_made_from_the_labels_themselves_are_perfect() {
     let dir = scratch("slices");
     let image_path = shared_data("covid-ct-md/P001.nii.gz");
     let labels_path = shared_data("covid-ct-md/P001.labels.json");
-    let image = read_nifti(&std::fs::read(&image_path).unwrap(), &ReadOptions::default()).unwrap();
-    let labels: Value = serde_json::from_str(&std::fs::read_to_string(&labels_path).unwrap()).unwrap();
-    let infected: Vec<bool> = labels["slice_infected"].as_array().unwrap().iter().map(|v| v == 1).collect();
+    let image = read_nifti(
+        &std::fs::read(&image_path).unwrap(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let labels: Value =
+        serde_json::from_str(&std::fs::read_to_string(&labels_path).unwrap()).unwrap();
+    let infected: Vec<bool> = labels["slice_infected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v == 1)
+        .collect();
     let [ni, nj, nk] = image.volume.dims;
     assert_eq!(infected.len(), nk);
-    let perfect: Vec<u8> = (0..ni * nj * nk).map(|v| u8::from(infected[v / (ni * nj)])).collect();
+    let perfect: Vec<u8> = (0..ni * nj * nk)
+        .map(|v| u8::from(infected[v / (ni * nj)]))
+        .collect();
     let empty = vec![0u8; ni * nj * nk];
 
     let score = |name: &str, labels: &[u8]| -> Value {
         let path = dir.join(name);
         std::fs::write(&path, write_labels_nii_gz(labels, &image.header).unwrap()).unwrap();
         let out = pulmoseg(&[
-            "slices", "--image", image_path.to_str().unwrap(), "--mask", path.to_str().unwrap(),
-            "--labels", labels_path.to_str().unwrap(), "--json",
+            "slices",
+            "--image",
+            image_path.to_str().unwrap(),
+            "--mask",
+            path.to_str().unwrap(),
+            "--labels",
+            labels_path.to_str().unwrap(),
+            "--json",
         ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let perfect = score("perfect.nii.gz", &perfect);
@@ -219,12 +276,20 @@ fn slice_scores_of_a_mask_made_from_the_labels_themselves_are_perfect() {
     // The 3 mm copy has 74 slices: the 148 labels do not fit it.
     let small = shared_data("small/covidctmd_P001_3mm.nii.gz");
     let out = pulmoseg(&[
-        "slices", "--image", small.to_str().unwrap(), "--mask", small.to_str().unwrap(),
-        "--labels", labels_path.to_str().unwrap(),
+        "slices",
+        "--image",
+        small.to_str().unwrap(),
+        "--mask",
+        small.to_str().unwrap(),
+        "--labels",
+        labels_path.to_str().unwrap(),
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("the labels give 148 slices, the scan has 74"), "{stderr}");
+    assert!(
+        stderr.contains("the labels give 148 slices, the scan has 74"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -235,24 +300,45 @@ fn card_adds_a_measurement_and_keeps_the_network() {
     std::fs::write(&measured, r#"{"sensitivity": 0.5, "summary": "half"}"#).unwrap();
     let out_path = dir.join("with-card.pulmoseg");
     let out = pulmoseg(&[
-        "card", "--model", model.to_str().unwrap(), "--set", &format!("p001={}", measured.display()),
-        "--output", out_path.to_str().unwrap(),
+        "card",
+        "--model",
+        model.to_str().unwrap(),
+        "--set",
+        &format!("p001={}", measured.display()),
+        "--output",
+        out_path.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let before = std::fs::read(&model).unwrap();
     let after = std::fs::read(&out_path).unwrap();
     let metadata = weights::read_metadata(&after).unwrap();
     assert_eq!(metadata.model_card["p001"]["summary"], "half");
-    assert_eq!(metadata.network, weights::read_metadata(&before).unwrap().network);
+    assert_eq!(
+        metadata.network,
+        weights::read_metadata(&before).unwrap().network
+    );
     // Same tensors: the two files load to networks with identical parameters.
     let device = Device::flex();
     let (a, _) = weights::load(&before, &device).unwrap();
     let (b, _) = weights::load(&after, &device).unwrap();
-    let (a, b) = (weights::save(&a, &metadata, Storage::F32).unwrap(), weights::save(&b, &metadata, Storage::F32).unwrap());
+    let (a, b) = (
+        weights::save(&a, &metadata, Storage::F32).unwrap(),
+        weights::save(&b, &metadata, Storage::F32).unwrap(),
+    );
     assert_eq!(a, b);
 
     let out = pulmoseg(&[
-        "card", "--model", model.to_str().unwrap(), "--set", "p001", "--output", out_path.to_str().unwrap(),
+        "card",
+        "--model",
+        model.to_str().unwrap(),
+        "--set",
+        "p001",
+        "--output",
+        out_path.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be KEY=FILE.json"));

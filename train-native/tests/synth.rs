@@ -67,7 +67,8 @@ fn synth_writes_cases_on_the_source_grid_and_repeats_them_byte_for_byte() {
     );
 
     let manifest = std::fs::read_to_string(first.join("manifest.csv")).unwrap();
-    let header = "# synthetic infiltrates (pulmoseg synth, seed 11, 3 cases per scan) inserted into \
+    let header =
+        "# synthetic infiltrates (pulmoseg synth, seed 11, 3 cases per scan) inserted into \
                   CTs without pneumonia: covidctmd_normal001_3mm\nimage,mask\n";
     let expected: String = std::iter::once(header.to_string())
         .chain((0..3).map(|n| {

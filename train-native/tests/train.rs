@@ -54,9 +54,19 @@ fn pairs() -> &'static Path {
         let normal001 = shared_data("small/covidctmd_normal001_3mm.nii.gz");
         let normal002 = shared_data("small/covidctmd_normal002_3mm.nii.gz");
         let out = pulmoseg(&[
-            "synth", "--input", normal001.to_str().unwrap(), normal002.to_str().unwrap(),
-            "--output", dir.to_str().unwrap(), "--cases-per-scan", "2", "--seed", "7",
-            "--lesion-free-share", "0", "--force",
+            "synth",
+            "--input",
+            normal001.to_str().unwrap(),
+            normal002.to_str().unwrap(),
+            "--output",
+            dir.to_str().unwrap(),
+            "--cases-per-scan",
+            "2",
+            "--seed",
+            "7",
+            "--lesion-free-share",
+            "0",
+            "--force",
         ]);
         assert_success(&out);
         dir
@@ -312,10 +322,18 @@ fn mismatched_mask_grid_names_both_files() {
     let pairs = pairs();
     let manifest = format!(
         "image,mask\n{},{}\n{},{}\n",
-        pairs.join("images/covidctmd_normal001_3mm_syn000.nii.gz").display(),
-        pairs.join("masks/covidctmd_normal002_3mm_syn000.nii.gz").display(),
-        pairs.join("images/covidctmd_normal001_3mm_syn001.nii.gz").display(),
-        pairs.join("masks/covidctmd_normal001_3mm_syn001.nii.gz").display(),
+        pairs
+            .join("images/covidctmd_normal001_3mm_syn000.nii.gz")
+            .display(),
+        pairs
+            .join("masks/covidctmd_normal002_3mm_syn000.nii.gz")
+            .display(),
+        pairs
+            .join("images/covidctmd_normal001_3mm_syn001.nii.gz")
+            .display(),
+        pairs
+            .join("masks/covidctmd_normal001_3mm_syn001.nii.gz")
+            .display(),
     );
     std::fs::write(dir.join("manifest.csv"), manifest).unwrap();
     let out = dir.join("run");
@@ -336,6 +354,81 @@ fn mismatched_mask_grid_names_both_files() {
     );
     assert!(
         stderr.contains("[108, 108, 77]") && stderr.contains("[128, 128, 84]"),
+        "{stderr}"
+    );
+}
+
+/// A recipe that trains on crops (`patch_dims`) of the resized volumes.
+fn patch_recipe(patch: &str) -> String {
+    format!(
+        "width = 8\nseed = 3\n\n[[stages]]\ninput_dims = [8, 40, 40]\nbatch_size = 2\n\
+         patch_dims = {patch}\nforeground_share = 1.0\nsamples_per_case = 2\n\n\
+         [[stages.phases]]\nepochs = 2\nbase_lr = 0.01\n"
+    )
+}
+
+#[test]
+fn a_patch_recipe_trains_on_crops_and_infers_on_the_whole_volume() {
+    let data = pairs().join("manifest.csv");
+    let out = scratch("patch");
+    let recipe = out.join("recipe.toml");
+    std::fs::write(&recipe, patch_recipe("[8, 24, 24]")).unwrap();
+    let run_dir = out.join("run");
+    let run = pulmoseg(&[
+        "train",
+        "--config",
+        recipe.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert_success(&run);
+    assert_eq!(log_epochs(&run_dir), vec![(1, 1, 1), (2, 1, 1)]);
+
+    // 3 training cases × 2 samples each = 6 crops a epoch, in batches of 2: 3 steps an
+    // epoch, 6 in all.
+    let latest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("checkpoint/latest.json")).unwrap())
+            .unwrap();
+    let folder = latest["folder"]
+        .as_str()
+        .expect("latest.json names the epoch folder");
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(run_dir.join("checkpoint").join(folder).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["steps_done"], 6, "{state}");
+
+    // The network saw 8 × 24 × 24 crops, but the weights file asks for the whole volume at
+    // the stage's 8 × 40 × 40 ([40, 40, 8] on the RAS+ axes), and the card keeps the recipe.
+    let bytes = std::fs::read(run_dir.join("model.pulmoseg")).unwrap();
+    let (_, meta) = weights::load(&bytes, &Device::flex()).unwrap();
+    assert_eq!(
+        meta.preprocessing.expect("preprocessing").mode,
+        InferenceMode::WholeVolume {
+            input_dims: [40, 40, 8]
+        }
+    );
+    let stage = &meta.model_card["recipe"]["stages"][0];
+    assert_eq!(stage["patch_dims"], serde_json::json!([8, 24, 24]));
+    assert_eq!(stage["foreground_share"], 1.0);
+
+    // A crop larger than the volume it is cut from is refused before any training.
+    std::fs::write(&recipe, patch_recipe("[8, 48, 48]")).unwrap();
+    let refused = pulmoseg(&[
+        "train",
+        "--config",
+        recipe.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        out.join("refused").to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("patch [8, 48, 48]") && stderr.contains("[8, 40, 40]"),
         "{stderr}"
     );
 }

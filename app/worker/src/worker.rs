@@ -68,20 +68,30 @@ fn now_s() -> f64 {
 /// Checks a weights file the reader chose and answers with its description (the page shows
 /// its model card and keeps the bytes for the next segmentation).
 fn inspect(request: &JsValue) -> Result<(), String> {
-    let name = field(request, "name").as_string().unwrap_or_else(|| "the weights file".into());
+    let name = field(request, "name")
+        .as_string()
+        .unwrap_or_else(|| "the weights file".into());
     let bytes = field(request, "inspect")
         .dyn_into::<Uint8Array>()
         .map_err(|_| format!("{name}: the page sent no bytes"))?
         .to_vec();
-    let metadata = weights::read_metadata(&bytes).map_err(|e| format!("{name} cannot be used: {e}"))?;
+    let metadata =
+        weights::read_metadata(&bytes).map_err(|e| format!("{name} cannot be used: {e}"))?;
     let Some(preprocessing) = &metadata.preprocessing else {
-        return Err(format!("{name} states no CT preprocessing: it is not a segmentation model"));
+        return Err(format!(
+            "{name} states no CT preprocessing: it is not a segmentation model"
+        ));
     };
-    preprocessing.validate().map_err(|e| format!("{name}: {e}"))?;
+    preprocessing
+        .validate()
+        .map_err(|e| format!("{name}: {e}"))?;
     // Building the network from the file checks every tensor's name and shape.
     load_model(&bytes, &Device::flex()).map_err(|e| format!("{name}: {e}"))?;
     let card = serde_json::to_string(&model_description(&metadata)).map_err(|e| e.to_string())?;
-    post(&object(&[("kind", "card".into()), ("card", card.into())]), None);
+    post(
+        &object(&[("kind", "card".into()), ("card", card.into())]),
+        None,
+    );
     Ok(())
 }
 
@@ -98,8 +108,11 @@ async fn segment(request: JsValue) -> Result<(), String> {
 
     progress(Stage::Decode, &format!("Decoding {name}"), 0, 1);
     let bytes = read_file(&file).await.map_err(|e| format!("{name}: {e}"))?;
-    let options = ReadOptions { max_voxels: PAGE_MAX_VOXELS };
-    let image = read_nifti(&bytes, &options).map_err(|e| format!("{name} could not be read: {e}"))?;
+    let options = ReadOptions {
+        max_voxels: PAGE_MAX_VOXELS,
+    };
+    let image =
+        read_nifti(&bytes, &options).map_err(|e| format!("{name} could not be read: {e}"))?;
     drop(bytes);
     let volume = image.volume;
 
@@ -117,7 +130,9 @@ async fn segment(request: JsValue) -> Result<(), String> {
         .preprocessing
         .clone()
         .ok_or("the weights file states no CT preprocessing: it is not a segmentation model")?;
-    preprocessing.validate().map_err(|e| format!("the weights file's preprocessing: {e}"))?;
+    preprocessing
+        .validate()
+        .map_err(|e| format!("the weights file's preprocessing: {e}"))?;
 
     let needed = largest_tensor_bytes(metadata.network.width, patch_dims(&preprocessing));
     let (mut backend, mut notice) = (BackendUsed::Cpu, None);
@@ -129,7 +144,9 @@ async fn segment(request: JsValue) -> Result<(), String> {
                 device = gpu;
                 backend = BackendUsed::Webgpu;
             }
-            Err(why) => notice = Some(format!("WebGPU is not available ({why}); the network runs on the CPU, which is slower.")),
+            Err(why) => notice = Some(format!(
+                "WebGPU is not available ({why}); the network runs on the CPU, which is slower."
+            )),
         }
     } else {
         notice = Some(earlier_notice.unwrap_or_else(|| {
@@ -147,29 +164,44 @@ async fn segment(request: JsValue) -> Result<(), String> {
 
     let step = now_s();
     let report = |done: usize, count: usize| {
-        progress(Stage::Inference, &format!("Network: {done} of {count} patches"), done, count)
+        progress(
+            Stage::Inference,
+            &format!("Network: {done} of {count} patches"),
+            done,
+            count,
+        )
     };
     report(0, 1);
-    let probability = match infiltrate_probability(&model, &device, &volume, &preprocessing, report).await {
-        Ok(probability) => probability,
-        Err(err) if backend == BackendUsed::Webgpu => {
-            notice = Some(format!("WebGPU failed ({err}); the network ran on the CPU instead."));
-            backend = BackendUsed::Cpu;
-            device = Device::flex();
-            model = load_model(&weights_bytes, &device)?;
-            infiltrate_probability(&model, &device, &volume, &preprocessing, report)
-                .await
-                .map_err(|e| format!("the network failed on the CPU too: {e}"))?
-        }
-        Err(err) => return Err(format!("the network failed: {err}")),
-    };
+    let probability =
+        match infiltrate_probability(&model, &device, &volume, &preprocessing, report).await {
+            Ok(probability) => probability,
+            Err(err) if backend == BackendUsed::Webgpu => {
+                notice = Some(format!(
+                    "WebGPU failed ({err}); the network ran on the CPU instead."
+                ));
+                backend = BackendUsed::Cpu;
+                device = Device::flex();
+                model = load_model(&weights_bytes, &device)?;
+                infiltrate_probability(&model, &device, &volume, &preprocessing, report)
+                    .await
+                    .map_err(|e| format!("the network failed on the CPU too: {e}"))?
+            }
+            Err(err) => return Err(format!("the network failed: {err}")),
+        };
     drop(model);
     let inference_s = now_s() - step;
 
     let step = now_s();
     progress(Stage::Postprocess, "Mask and quantities", 0, 1);
     let model_id = (metadata.name.as_str(), metadata.version.as_str());
-    let (_, quantities) = summarise(&volume, &lung, &probability, THRESHOLD, model_id, &image.warnings);
+    let (_, quantities) = summarise(
+        &volume,
+        &lung,
+        &probability,
+        THRESHOLD,
+        model_id,
+        &image.warnings,
+    );
     let reorientation = Reorientation::to_canonical(&volume.affine, volume.dims);
     let levels = reorientation.to_canonical_data(&quantise_probability(&probability));
     drop(probability);
@@ -201,7 +233,10 @@ async fn segment(request: JsValue) -> Result<(), String> {
         ("levels", levels.clone().into()),
         ("lung", lung_labels.clone().into()),
     ]);
-    post(&message, Some(Array::of2(&levels.buffer(), &lung_labels.buffer())));
+    post(
+        &message,
+        Some(Array::of2(&levels.buffer(), &lung_labels.buffer())),
+    );
     Ok(())
 }
 
@@ -229,7 +264,9 @@ async fn webgpu_device(needed: u64) -> Result<Device, String> {
         .await
         .map_err(|e| e.to_string())?;
     let limits = setup.device.limits();
-    let granted = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+    let granted = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
     if needed > granted {
         return Err(format!(
             "the network needs buffers of {} MiB, this GPU grants at most {} MiB",
@@ -288,7 +325,11 @@ async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| describe(&e))?;
     let response: Response = response.dyn_into().map_err(|_| "no response".to_string())?;
     if !response.ok() {
-        return Err(format!("{url}: HTTP {} {}", response.status(), response.status_text()));
+        return Err(format!(
+            "{url}: HTTP {} {}",
+            response.status(),
+            response.status_text()
+        ));
     }
     let buffer = response.array_buffer().map_err(|e| describe(&e))?;
     let buffer = JsFuture::from(buffer).await.map_err(|e| describe(&e))?;
@@ -309,7 +350,10 @@ fn progress(stage: Stage, text: &str, done: usize, count: usize) {
 }
 
 fn post_error(message: &str) {
-    post(&object(&[("kind", "error".into()), ("message", message.into())]), None);
+    post(
+        &object(&[("kind", "error".into()), ("message", message.into())]),
+        None,
+    );
 }
 
 fn post(message: &JsValue, transfer: Option<Array>) {

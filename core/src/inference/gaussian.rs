@@ -16,7 +16,9 @@ pub fn gaussian_importance(dims: [usize; 3], gaussian: bool) -> Vec<f32> {
     let profile = |n: usize| -> Vec<f64> {
         let centre = (n as f64 - 1.0) / 2.0;
         let sigma = (n as f64 / 8.0).max(f64::MIN_POSITIVE);
-        (0..n).map(|x| (-((x as f64 - centre) / sigma).powi(2) / 2.0).exp()).collect()
+        (0..n)
+            .map(|x| (-((x as f64 - centre) / sigma).powi(2) / 2.0).exp())
+            .collect()
     };
     let [pi, pj, pk] = [profile(dims[0]), profile(dims[1]), profile(dims[2])];
     let peak = pi.iter().cloned().fold(0.0, f64::max)
@@ -29,7 +31,11 @@ pub fn gaussian_importance(dims: [usize; 3], gaussian: bool) -> Vec<f32> {
             map.extend(pi.iter().map(|&wi| (wi * wj * wk / peak) as f32));
         }
     }
-    let floor = map.iter().cloned().filter(|&w| w > 0.0).fold(f32::INFINITY, f32::min);
+    let floor = map
+        .iter()
+        .cloned()
+        .filter(|&w| w > 0.0)
+        .fold(f32::INFINITY, f32::min);
     for w in map.iter_mut() {
         if *w <= 0.0 {
             *w = floor;

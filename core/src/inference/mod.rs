@@ -13,7 +13,9 @@ mod warnings;
 
 pub use gaussian::gaussian_importance;
 pub use mode::{InferenceMode, Preprocessing};
-pub use quantities::{quantify, summarise, InfiltrateMask, LungQuantities, Quantities, SideQuantities};
+pub use quantities::{
+    quantify, summarise, InfiltrateMask, LungQuantities, Quantities, SideQuantities,
+};
 pub use warnings::input_warnings;
 
 use thiserror::Error;
@@ -30,7 +32,11 @@ pub enum InferenceError {
     Resample(#[from] ResampleError),
     /// A patch's probabilities do not fill the patch.
     #[error("patch {patch} needs {expected} probabilities, the network returned {actual}")]
-    PatchLength { patch: usize, expected: usize, actual: usize },
+    PatchLength {
+        patch: usize,
+        expected: usize,
+        actual: usize,
+    },
     /// A patch index beyond the plan.
     #[error("patch {patch} does not exist: the plan has {count} patches")]
     NoSuchPatch { patch: usize, count: usize },
@@ -69,7 +75,9 @@ impl Inference {
         let (canonical, reorientation) = volume.to_canonical();
         let windowed = preprocessing.window.apply(&canonical.hu);
 
-        let (grid_dims, patch_dims) = preprocessing.mode.grid(canonical.dims, canonical.spacing_mm)?;
+        let (grid_dims, patch_dims) = preprocessing
+            .mode
+            .grid(canonical.dims, canonical.spacing_mm)?;
         let resized = resize_trilinear(&windowed, canonical.dims, grid_dims)?;
         let padded_dims = [0, 1, 2].map(|a| grid_dims[a].max(patch_dims[a]));
         let grid = pad_high(&resized, grid_dims, padded_dims);
@@ -121,7 +129,11 @@ impl Inference {
         let origin = self.origin(patch)?;
         let expected = self.patch_dims.iter().product();
         if probability.len() != expected {
-            return Err(InferenceError::PatchLength { patch, expected, actual: probability.len() });
+            return Err(InferenceError::PatchLength {
+                patch,
+                expected,
+                actual: probability.len(),
+            });
         }
 
         let [pi, pj, pk] = self.patch_dims;
@@ -144,7 +156,10 @@ impl Inference {
     pub fn probability(&self) -> Result<Vec<f32>, InferenceError> {
         let missing = self.done.iter().filter(|&&d| !d).count();
         if missing > 0 {
-            return Err(InferenceError::Incomplete { missing, count: self.done.len() });
+            return Err(InferenceError::Incomplete {
+                missing,
+                count: self.done.len(),
+            });
         }
 
         let blended: Vec<f32> = self
@@ -158,12 +173,14 @@ impl Inference {
         Ok(self.reorientation.to_source_data(&canonical))
     }
 
-
     fn origin(&self, patch: usize) -> Result<[usize; 3], InferenceError> {
         self.origins
             .get(patch)
             .copied()
-            .ok_or(InferenceError::NoSuchPatch { patch, count: self.origins.len() })
+            .ok_or(InferenceError::NoSuchPatch {
+                patch,
+                count: self.origins.len(),
+            })
     }
 
     fn grid_index(&self, origin: [usize; 3], i: usize, j: usize, k: usize) -> usize {
@@ -230,7 +247,12 @@ mod tests {
                 }
             }
         }
-        Volume { dims, spacing_mm: [1.5, 1.5, 3.0], affine, hu }
+        Volume {
+            dims,
+            spacing_mm: [1.5, 1.5, 3.0],
+            affine,
+            hu,
+        }
     }
 
     /// Runs every patch through `network`, which maps a patch's input to probabilities.
@@ -256,7 +278,13 @@ mod tests {
         let volume = lps_ramp([20, 18, 9]);
         let expected = HuWindow::default().apply(&volume.hu);
 
-        let whole = run(&volume, InferenceMode::WholeVolume { input_dims: [20, 18, 9] }, <[f32]>::to_vec);
+        let whole = run(
+            &volume,
+            InferenceMode::WholeVolume {
+                input_dims: [20, 18, 9],
+            },
+            <[f32]>::to_vec,
+        );
         assert_eq!(whole, expected);
 
         let sliding = InferenceMode::SlidingWindow {
@@ -265,7 +293,11 @@ mod tests {
             overlap: 0.5,
         };
         let blended = run(&volume, sliding, <[f32]>::to_vec);
-        let worst = blended.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let worst = blended
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(worst < 1e-6, "blended identity differs by {worst}");
     }
 
@@ -280,7 +312,11 @@ mod tests {
         let out = run(&volume, mode, <[f32]>::to_vec);
         let expected = HuWindow::default().apply(&volume.hu);
         // p · g / g differs from p only by f32 rounding.
-        let worst = out.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let worst = out
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(worst < 1e-6, "padded identity differs by {worst}");
     }
 
@@ -300,12 +336,27 @@ mod tests {
         };
         let mut inference = Inference::new(&volume, &preprocessing).unwrap();
         let count = inference.patch_count();
-        assert_eq!(inference.add_patch(0, &[0.5; 3]), Err(InferenceError::PatchLength {
-            patch: 0,
-            expected: 256,
-            actual: 3
-        }));
-        assert_eq!(inference.patch_input(count), Err(InferenceError::NoSuchPatch { patch: count, count }));
-        assert_eq!(inference.probability(), Err(InferenceError::Incomplete { missing: count, count }));
+        assert_eq!(
+            inference.add_patch(0, &[0.5; 3]),
+            Err(InferenceError::PatchLength {
+                patch: 0,
+                expected: 256,
+                actual: 3
+            })
+        );
+        assert_eq!(
+            inference.patch_input(count),
+            Err(InferenceError::NoSuchPatch {
+                patch: count,
+                count
+            })
+        );
+        assert_eq!(
+            inference.probability(),
+            Err(InferenceError::Incomplete {
+                missing: count,
+                count
+            })
+        );
     }
 }

@@ -86,7 +86,11 @@ impl InferenceMode {
                 check_grid(*input_dims)?;
                 Ok((*input_dims, *input_dims))
             }
-            InferenceMode::SlidingWindow { spacing_mm: target, patch_dims, overlap } => {
+            InferenceMode::SlidingWindow {
+                spacing_mm: target,
+                patch_dims,
+                overlap,
+            } => {
                 let target_ok = target.iter().all(|s| s.is_finite() && *s > 0.0);
                 if !target_ok || patch_dims.contains(&0) || !(0.0..1.0).contains(overlap) {
                     return Err(InferenceError::Settings(format!(
@@ -157,7 +161,9 @@ fn axis_starts(length: usize, patch: usize, overlap: f64) -> Vec<usize> {
     let step = ((patch as f64) * (1.0 - overlap)).max(1.0);
     let count = ((length - patch) as f64 / step).ceil() as usize + 1;
     let span = (length - patch) as f64;
-    (0..count).map(|n| (span * n as f64 / (count - 1) as f64).round() as usize).collect()
+    (0..count)
+        .map(|n| (span * n as f64 / (count - 1) as f64).round() as usize)
+        .collect()
 }
 
 #[cfg(test)]

@@ -24,7 +24,10 @@ impl InfiltrateMask {
             .zip(&lung.labels)
             .map(|(&p, &side)| u8::from(p >= threshold && side != 0))
             .collect();
-        InfiltrateMask { dims: lung.dims, labels }
+        InfiltrateMask {
+            dims: lung.dims,
+            labels,
+        }
     }
 }
 
@@ -48,7 +51,11 @@ impl SideQuantities {
         } else {
             0.0
         };
-        SideQuantities { infiltrate_ml, lung_ml, affected_percent }
+        SideQuantities {
+            infiltrate_ml,
+            lung_ml,
+            affected_percent,
+        }
     }
 }
 

@@ -39,11 +39,17 @@ pub fn input_warnings(volume: &Volume, lung: &LungMask) -> Vec<String> {
         }
     }
 
-    let in_plane_mm2: f64 =
-        (0..3).filter(|&a| a != axial).map(|a| volume.spacing_mm[a]).product();
+    let in_plane_mm2: f64 = (0..3)
+        .filter(|&a| a != axial)
+        .map(|a| volume.spacing_mm[a])
+        .product();
     let nk = volume.dims[axial];
     let towards_head = volume.affine.axis_directions()[axial].1 > 0;
-    let ends = if towards_head { ["bottom", "top"] } else { ["top", "bottom"] };
+    let ends = if towards_head {
+        ["bottom", "top"]
+    } else {
+        ["top", "bottom"]
+    };
     for (slice, end) in [(0, ends[0]), (nk.saturating_sub(1), ends[1])] {
         let area_mm2 = lung_voxels_on_slice(lung, axial, slice) as f64 * in_plane_mm2;
         if area_mm2 > CUT_LUNG_AREA_MM2 {
@@ -60,7 +66,11 @@ pub fn input_warnings(volume: &Volume, lung: &LungMask) -> Vec<String> {
 
 /// The voxel axis that runs closest to the head–foot (world z) direction.
 pub fn axial_axis(affine: &Affine) -> usize {
-    affine.axis_directions().iter().position(|&(world, _)| world == 2).unwrap_or(2)
+    affine
+        .axis_directions()
+        .iter()
+        .position(|&(world, _)| world == 2)
+        .unwrap_or(2)
 }
 
 fn lung_voxels_on_slice(lung: &LungMask, axis: usize, slice: usize) -> usize {

@@ -23,7 +23,12 @@ pub fn write_labels_nii_gz(labels: &[u8], source: &Header) -> Result<Vec<u8>, Ni
     let max_label = labels.iter().copied().max().unwrap_or(0);
     let header = geometry_header(
         source,
-        &Stored { datatype: 2, bitpix: 8, intent: INTENT_LABEL, description: b"Pulmoseg label volume" },
+        &Stored {
+            datatype: 2,
+            bitpix: 8,
+            intent: INTENT_LABEL,
+            description: b"Pulmoseg label volume",
+        },
         |put| put(124, &f32::from(max_label).to_le_bytes()),
     );
     gzip(&header, labels, Compression::new(6))
@@ -56,14 +61,14 @@ pub(super) fn check_voxel_count(len: usize, source: &Header) -> Result<(), Nifti
 }
 
 /// `header` then `data`, gzip'd.
-pub(super) fn gzip(
-    header: &[u8],
-    data: &[u8],
-    level: Compression,
-) -> Result<Vec<u8>, NiftiError> {
+pub(super) fn gzip(header: &[u8], data: &[u8], level: Compression) -> Result<Vec<u8>, NiftiError> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 4), level);
-    let written = encoder.write_all(header).and_then(|()| encoder.write_all(data));
-    let compress_error = |err: std::io::Error| NiftiError::Compress { message: err.to_string() };
+    let written = encoder
+        .write_all(header)
+        .and_then(|()| encoder.write_all(data));
+    let compress_error = |err: std::io::Error| NiftiError::Compress {
+        message: err.to_string(),
+    };
     written.map_err(compress_error)?;
     encoder.finish().map_err(compress_error)
 }
@@ -112,7 +117,10 @@ pub(super) fn geometry_header(
     for (n, v) in quaternion.iter().enumerate() {
         put(256 + 4 * n, &v.to_le_bytes());
     }
-    for (r, row) in [source.srow_x, source.srow_y, source.srow_z].iter().enumerate() {
+    for (r, row) in [source.srow_x, source.srow_y, source.srow_z]
+        .iter()
+        .enumerate()
+    {
         for (c, v) in row.iter().enumerate() {
             put(280 + 16 * r + 4 * c, &v.to_le_bytes());
         }
@@ -121,4 +129,3 @@ pub(super) fn geometry_header(
     extra(&mut put);
     h
 }
-

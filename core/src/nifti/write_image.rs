@@ -23,11 +23,17 @@ pub fn write_hu_nii_gz(hu: &[f32], source: &Header) -> Result<Vec<u8>, NiftiErro
 
     // `as` saturates at the int16 range and maps NaN to 0, which is the documented clamping.
     let values: Vec<i16> = hu.iter().map(|&v| v.round() as i16).collect();
-    let (min, max) = values.iter().fold((i16::MAX, i16::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (min, max) = values
+        .iter()
+        .fold((i16::MAX, i16::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
 
-    let stored =
-        Stored { datatype: DT_INT16, bitpix: 16, intent: 0, description: b"Pulmoseg CT image (HU)" };
+    let stored = Stored {
+        datatype: DT_INT16,
+        bitpix: 16,
+        intent: 0,
+        description: b"Pulmoseg CT image (HU)",
+    };
     let header = geometry_header(source, &stored, |put| {
         // glmax / glmin: unused by modern readers, informative for old ones. cal_min and
         // cal_max stay 0: no display window is implied.

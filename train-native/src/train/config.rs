@@ -54,8 +54,24 @@ pub struct Stage {
     pub input_dims: [usize; 3],
     /// Volumes per optimiser step.
     pub batch_size: usize,
+    /// Train on crops of this size (`[depth, height, width]`, each ≤ `input_dims`) of the
+    /// resized volume instead of the whole of it; the network stays fully convolutional, so
+    /// inference still sees the whole volume at `input_dims`. `None` (the paper): whole volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_dims: Option<[usize; 3]>,
+    /// With `patch_dims`: the share of crops centred on a random infiltrate voxel of the case
+    /// (the others lie anywhere), as nnU-Net oversamples the foreground (its value: 1/3).
+    #[serde(default)]
+    pub foreground_share: f64,
+    /// Samples drawn from each training case per epoch (1: each case once).
+    #[serde(default = "one")]
+    pub samples_per_case: usize,
     /// Phases, each with its own one-cycle schedule.
     pub phases: Vec<Phase>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A run of epochs under one one-cycle schedule.
@@ -94,6 +110,9 @@ impl Default for Recipe {
                 Stage {
                     input_dims: [18, 112, 112],
                     batch_size: 6,
+                    patch_dims: None,
+                    foreground_share: 0.0,
+                    samples_per_case: 1,
                     phases: vec![
                         Phase {
                             epochs: 10,
@@ -110,6 +129,9 @@ impl Default for Recipe {
                 Stage {
                     input_dims: [20, 256, 256],
                     batch_size: 1,
+                    patch_dims: None,
+                    foreground_share: 0.0,
+                    samples_per_case: 1,
                     phases: vec![Phase {
                         epochs: 200,
                         base_lr: 1e-4,
@@ -198,6 +220,25 @@ impl Recipe {
             }
             if stage.batch_size == 0 {
                 bail!("stage {n} has batch size 0");
+            }
+            if stage.samples_per_case == 0 {
+                bail!("stage {n} has samples_per_case 0: it would train nothing");
+            }
+            if !(0.0..=1.0).contains(&stage.foreground_share) {
+                bail!(
+                    "stage {n} foreground_share {} must be in [0, 1]",
+                    stage.foreground_share
+                );
+            }
+            if let Some(patch) = stage.patch_dims {
+                let fits = patch.iter().zip(&stage.input_dims).all(|(p, d)| p <= d);
+                if !fits || patch.iter().zip(&minimum).any(|(p, m)| p < m) {
+                    bail!(
+                        "stage {n} patch {patch:?} must lie between the network's minimum \
+                         {minimum:?} and the stage input {:?}",
+                        stage.input_dims
+                    );
+                }
             }
             for phase in &stage.phases {
                 if !(phase.base_lr.is_finite() && phase.base_lr > 0.0) {

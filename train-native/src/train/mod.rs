@@ -2,7 +2,8 @@
 //!
 //! The pipeline follows the recipe's stages: [`dataset`] reads and splits the pairs and
 //! prepares them for each stage of progressive resizing (RAS+, HU window, whole-volume
-//! resize, cached in memory for the stage); [`augment`] perturbs each training sample;
+//! resize, cached in memory for the stage); [`augment`] perturbs each training sample and,
+//! when the stage asks for patches, [`patch`] cuts a foreground-weighted crop of it;
 //! [`loss`], [`optimizer`] and [`schedule`] are the soft-Dice + cross-entropy loss, fastai's
 //! Adam and its one-cycle policy; after every epoch the tuning cases are scored, the best
 //! weights of the stage are kept, and [`checkpoint`] and [`log`] write a resumable state, the
@@ -17,6 +18,7 @@ pub mod dataset;
 pub mod log;
 pub mod loss;
 pub mod optimizer;
+pub mod patch;
 pub mod plot;
 pub mod rng;
 pub mod schedule;
@@ -565,12 +567,14 @@ impl Trainer {
         let stage_recipe = &self.recipe.stages[plan.stage];
         let phase = &stage_recipe.phases[plan.phase];
         let [d, h, w] = stage_recipe.input_dims;
+        let [pd, ph, pw] = stage_recipe.patch_dims.unwrap_or(stage_recipe.input_dims);
+        let patch = [pw, ph, pd];
         let batch_size = stage_recipe.batch_size;
         let data = self
             .stage_data
             .as_ref()
             .context("stage data is prepared before an epoch")?;
-        let n = data.train.len();
+        let n = data.train.len() * stage_recipe.samples_per_case;
         let full_steps = if n >= batch_size { n / batch_size } else { 1 };
         let steps = self
             .recipe
@@ -603,7 +607,7 @@ impl Trainer {
             let mut images = Vec::with_capacity(members.len() * d * h * w);
             let mut masks = Vec::with_capacity(images.capacity());
             for &i in members {
-                let case = &data.train[i];
+                let case = &data.train[i % data.train.len()];
                 let (mut image, mut mask) = (case.image.clone(), case.mask.clone());
                 augment::augment(
                     &self.recipe.augment,
@@ -612,16 +616,29 @@ impl Trainer {
                     &mut mask,
                     case.dims,
                 );
+                if patch != case.dims {
+                    let origin = patch::crop_origin(
+                        &mask,
+                        case.dims,
+                        patch,
+                        stage_recipe.foreground_share,
+                        &mut self.state.rng,
+                    );
+                    image = patch::crop(&image, case.dims, origin, patch);
+                    mask = patch::crop(&mask, case.dims, origin, patch);
+                }
                 images.extend_from_slice(&image);
                 masks.extend_from_slice(&mask);
             }
             let batch = members.len();
             let input = Tensor::<5>::from_floats(
-                TensorData::new(images, [batch, 1, d, h, w]),
+                TensorData::new(images, [batch, 1, pd, ph, pw]),
                 &self.ad_device,
             );
-            let target =
-                Tensor::<4>::from_floats(TensorData::new(masks, [batch, d, h, w]), &self.ad_device);
+            let target = Tensor::<4>::from_floats(
+                TensorData::new(masks, [batch, pd, ph, pw]),
+                &self.ad_device,
+            );
 
             let step = plan.in_phase * steps + b;
             lr = cycle.lr(step);
