@@ -414,6 +414,42 @@ fn a_patch_recipe_trains_on_crops_and_infers_on_the_whole_volume() {
     assert_eq!(stage["patch_dims"], serde_json::json!([8, 24, 24]));
     assert_eq!(stage["foreground_share"], 1.0);
 
+    // Data-parallel over two devices (two handles of the one CPU: flex has no other), and a
+    // batch too small to split refused by name.
+    let two = out.join("two-devices");
+    let run = pulmoseg(&[
+        "train",
+        "--config",
+        recipe.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        two.to_str().unwrap(),
+        "--devices",
+        "2",
+    ]);
+    assert_success(&run);
+    let bytes = std::fs::read(two.join("model.pulmoseg")).unwrap();
+    let (_, meta) = weights::load(&bytes, &Device::flex()).unwrap();
+    assert_eq!(meta.model_card["devices"], 2);
+    let refused = pulmoseg(&[
+        "train",
+        "--config",
+        recipe.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        out.join("three-devices").to_str().unwrap(),
+        "--devices",
+        "3",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("batch size 2 cannot be split over 3 devices"),
+        "{stderr}"
+    );
+
     // A crop larger than the volume it is cut from is refused before any training.
     std::fs::write(&recipe, patch_recipe("[8, 48, 48]")).unwrap();
     let refused = pulmoseg(&[

@@ -144,9 +144,11 @@ async fn segment(request: JsValue) -> Result<(), String> {
                 device = gpu;
                 backend = BackendUsed::Webgpu;
             }
-            Err(why) => notice = Some(format!(
+            Err(why) => {
+                notice = Some(format!(
                 "WebGPU is not available ({why}); the network runs on the CPU, which is slower."
-            )),
+            ))
+            }
         }
     } else {
         notice = Some(earlier_notice.unwrap_or_else(|| {

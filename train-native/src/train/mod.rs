@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamGroup, ParamId};
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bytes, Device, Tensor, TensorData};
 use clap::Args;
@@ -82,6 +82,11 @@ pub struct TrainArgs {
     /// Backend to train on.
     #[arg(long, value_enum, default_value = "flex")]
     backend: BackendKind,
+    /// Data-parallel training over this many devices of the backend (CUDA GPUs 0…N−1): each
+    /// step's batch is split into one shard per device and burn's `step_multi` sums their
+    /// gradients. With flex every device is the one CPU, which checks the path but is no faster.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    devices: u16,
     /// Network base width (64: R3D-18; 16: the small variant).
     #[arg(long)]
     width: Option<usize>,
@@ -255,7 +260,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
     };
     run_file.recipe.validate()?;
-    let (trainer, model) = Trainer::new(output, run_file, args.backend)?;
+    let (trainer, model) = Trainer::new(output, run_file, args.backend, args.devices.into())?;
     trainer.train(model)
 }
 
@@ -382,6 +387,8 @@ struct Trainer {
     device: Device,
     /// The training device.
     ad_device: Device,
+    /// Every training device, `ad_device` first: one shard of each batch each.
+    shard_devices: Vec<Device>,
     train_pairs: Vec<Pair>,
     tune_pairs: Vec<Pair>,
     optimizer: ModuleOptimizer,
@@ -397,10 +404,21 @@ impl Trainer {
         output: PathBuf,
         run_file: RunFile,
         backend: BackendKind,
+        devices: usize,
     ) -> anyhow::Result<(Self, UNet)> {
         let RunFile { recipe, data } = run_file;
         let device = backend.device(0)?;
         let ad_device = device.clone().autodiff();
+        let shard_devices = (0..devices)
+            .map(|i| backend.device(i).map(Device::autodiff))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if let Some(stage) = recipe.stages.iter().find(|s| s.batch_size < devices) {
+            bail!(
+                "batch size {} cannot be split over {devices} devices: every device needs at \
+                 least one volume a step",
+                stage.batch_size
+            );
+        }
         let window = HuWindow::new(recipe.hu_window[0], recipe.hu_window[1])?;
 
         let data_set = read_data_set(&data)?;
@@ -482,6 +500,7 @@ impl Trainer {
             backend,
             device,
             ad_device,
+            shard_devices,
             train_pairs,
             tune_pairs,
             optimizer,
@@ -643,7 +662,14 @@ impl Trainer {
             let step = plan.in_phase * steps + b;
             lr = cycle.lr(step);
             self.beta1.set(cycle.beta1(step));
-            let (stepped, loss_value) = train_step(model, &mut self.optimizer, input, target, lr)?;
+            let (stepped, loss_value) = train_step(
+                model,
+                &mut self.optimizer,
+                &self.shard_devices,
+                input,
+                target,
+                lr,
+            )?;
             model = stepped;
             if !loss_value.is_finite() {
                 bail!("the training loss became {loss_value} at epoch {epoch}, step {}: lower the learning rate", b + 1);
@@ -806,6 +832,7 @@ impl Trainer {
             "recipe": self.recipe,
             "encoder_init": if self.recipe.kinetics.is_some() { "Kinetics-400 (torchvision r3d_18)" } else { "random (torchvision R3D-18 initialisation)" },
             "backend": self.backend.name(),
+            "devices": self.shard_devices.len(),
             "hardware": self.backend.hardware(),
             "train_seconds": seconds,
             "wall_time": format!("{} h {} min", (seconds / 3600.0).floor(), ((seconds % 3600.0) / 60.0).round()),
@@ -846,13 +873,25 @@ impl Trainer {
 
 /// One optimiser step: forward, loss, backward, update. Returns the updated network and the
 /// loss before the update.
+///
+/// With more than one device the batch is split into one shard per device (sizes differ by at
+/// most one), each shard runs forward and backward on its own copy of the network in its own
+/// thread, and burn's `ModuleOptimizer::step_multi` sums the shards' gradients (each shard's
+/// loss weighted by its share of the batch, so identical shards give the one-device
+/// gradient) and updates the network on the first device. The soft Dice is then taken per
+/// shard, and BatchNorm sees each shard's statistics, as PyTorch's `DataParallel` without
+/// SyncBN.
 fn train_step(
     model: UNet,
     optimizer: &mut ModuleOptimizer,
+    devices: &[Device],
     input: Tensor<5>,
     target: Tensor<4>,
     lr: f64,
 ) -> anyhow::Result<(UNet, f64)> {
+    if devices.len() > 1 {
+        return train_step_multi(model, optimizer, devices, input, target, lr);
+    }
     let logits = model.forward(input)?;
     let loss = dice_ce_loss(logits, target);
     let grads = GradientsParams::from_grads(loss.total.backward(), &model);
@@ -863,6 +902,65 @@ fn train_step(
         "loss parts"
     );
     Ok((model, scalar(loss.total)?))
+}
+
+fn train_step_multi(
+    model: UNet,
+    optimizer: &mut ModuleOptimizer,
+    devices: &[Device],
+    input: Tensor<5>,
+    target: Tensor<4>,
+    lr: f64,
+) -> anyhow::Result<(UNet, f64)> {
+    let batch = input.dims()[0];
+    let n = devices.len();
+    if batch < n {
+        bail!("a batch of {batch} cannot be split over {n} devices");
+    }
+    let main = input.device();
+    let results: Vec<anyhow::Result<(GradientsParams, Device, f64)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, device)| {
+                let start = i * batch / n;
+                let size = (i + 1) * batch / n - start;
+                // A shard on the network's own device (every flex "device") uses a clone: its
+                // backward gives its own gradients. Another device needs its own copy there.
+                let shard_model = if *device == main {
+                    model.clone()
+                } else {
+                    model.clone().fork(device)
+                };
+                let shard_input = input.clone().narrow(0, start, size).to_device(device);
+                let shard_target = target.clone().narrow(0, start, size).to_device(device);
+                let weight = size as f64 / batch as f64;
+                s.spawn(move || -> anyhow::Result<(GradientsParams, Device, f64)> {
+                    let logits = shard_model.forward(shard_input)?;
+                    let loss = dice_ce_loss(logits, shard_target).total.mul_scalar(weight);
+                    let value = scalar(loss.clone())?;
+                    let grads = GradientsParams::from_grads(loss.backward(), &shard_model);
+                    Ok((grads, device.clone(), value))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a training device's thread panicked")))
+            })
+            .collect()
+    });
+    let mut grads = Vec::with_capacity(n);
+    let mut loss = 0.0;
+    for result in results {
+        let (g, device, value) = result?;
+        grads.push((g, device));
+        loss += value;
+    }
+    let model = optimizer.step_multi(lr, model, MultiGradientsParams { grads });
+    Ok((model, loss))
 }
 
 /// `--bench`: seconds per training step on a synthetic batch (the same pattern as
@@ -913,7 +1011,14 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
         );
         let target =
             Tensor::<4>::from_floats(TensorData::new(masks.clone(), [batch, d, h, w]), &device);
-        let (stepped, value) = train_step(model, &mut optimizer, input, target, 1e-3)?;
+        let (stepped, value) = train_step(
+            model,
+            &mut optimizer,
+            &[device.clone()],
+            input,
+            target,
+            1e-3,
+        )?;
         model = stepped;
         device
             .sync()
@@ -973,6 +1078,81 @@ mod tests {
         assert_eq!(plans[409].phase_epochs, 200);
     }
 
+    #[test]
+    fn two_devices_with_identical_shards_take_the_one_device_step() {
+        // With plain SGD (w ← w − lr·g, so a wrongly scaled gradient shows, which Adam's
+        // normalised step would hide): one device on one sample, and two devices (two handles
+        // of flex, the one device here) on a batch of that sample twice, one shard each. Each
+        // shard's loss weighs 1/2 and step_multi sums the shards, so both update by the same g.
+        let device = Device::flex().autodiff();
+        let [d, h, w] = [5, 9, 9];
+        let image: Vec<f32> = (0..d * h * w).map(|i| (i % 7) as f32 / 7.0).collect();
+        let mask: Vec<f32> = (0..d * h * w).map(|i| (i % 3 == 0) as u8 as f32).collect();
+        let fresh = || {
+            device.seed(5);
+            with_stable_ids(UNetConfig::new().with_width(4).init(&device).expect("net"))
+        };
+        let batch = |n: usize| {
+            let input = Tensor::<5>::from_floats(
+                TensorData::new(image.repeat(n), [n, 1, d, h, w]),
+                &device,
+            );
+            let target =
+                Tensor::<4>::from_floats(TensorData::new(mask.repeat(n), [n, d, h, w]), &device);
+            (input, target)
+        };
+        let head = |model: &UNet| -> Vec<f32> {
+            model
+                .head
+                .out
+                .weight
+                .val()
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("f32")
+        };
+        let before = encoder_tensors(&fresh());
+
+        let (input, target) = batch(1);
+        let mut sgd = burn::optim::SgdConfig::new().init();
+        let (one, loss_one) =
+            train_step(fresh(), &mut sgd, &[device.clone()], input, target, 0.1).expect("step");
+        let (input, target) = batch(2);
+        let mut sgd = burn::optim::SgdConfig::new().init();
+        let devices = [device.clone(), Device::flex().autodiff()];
+        let (two, loss_two) =
+            train_step(fresh(), &mut sgd, &devices, input, target, 0.1).expect("step");
+
+        assert!(
+            (loss_one - loss_two).abs() < 1e-5,
+            "{loss_one} vs {loss_two}"
+        );
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+        let (conv_one, gamma_one) = encoder_tensors(&one);
+        let (conv_two, gamma_two) = encoder_tensors(&two);
+        assert_ne!(before.0, conv_one, "the step changed nothing");
+        let max = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        };
+        assert!(close(&conv_one, &conv_two), "stem convolution differs");
+        assert!(close(&gamma_one, &gamma_two), "stem BatchNorm differs");
+        assert!(close(&head(&one), &head(&two)), "head differs");
+
+        // A batch smaller than the device count is refused, not silently run on fewer.
+        let (input, target) = batch(1);
+        let err = train_step(fresh(), &mut sgd, &devices, input, target, 0.1)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("batch of 1 cannot be split over 2 devices"),
+            "{err}"
+        );
+    }
+
     fn encoder_tensors(model: &UNet) -> (Vec<f32>, Vec<f32>) {
         let conv: Vec<f32> = model
             .encoder
@@ -1020,7 +1200,15 @@ mod tests {
         let mask: Vec<f32> = (0..d * h * w).map(|i| (i % 3 == 0) as u8 as f32).collect();
         let input = Tensor::<5>::from_floats(TensorData::new(image, [1, 1, d, h, w]), &device);
         let target = Tensor::<4>::from_floats(TensorData::new(mask, [1, d, h, w]), &device);
-        let (model, loss) = train_step(model, &mut optimizer, input, target, 1e-2).expect("step");
+        let (model, loss) = train_step(
+            model,
+            &mut optimizer,
+            &[device.clone()],
+            input,
+            target,
+            1e-2,
+        )
+        .expect("step");
         assert!(loss.is_finite());
 
         let (conv_after, gamma_after) = encoder_tensors(&model);
@@ -1047,7 +1235,15 @@ mod tests {
         );
         let target =
             Tensor::<4>::from_floats(TensorData::new(vec![1.0; d * h * w], [1, d, h, w]), &device);
-        let (model, _) = train_step(model, &mut optimizer, input, target, 1e-2).expect("step");
+        let (model, _) = train_step(
+            model,
+            &mut optimizer,
+            &[device.clone()],
+            input,
+            target,
+            1e-2,
+        )
+        .expect("step");
         assert_ne!(
             encoder_tensors(&model).0,
             conv_after,
