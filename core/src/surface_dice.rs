@@ -57,13 +57,14 @@ impl SurfaceDistances {
     /// tolerance counts as overlapping). NaN when both masks are empty, 0 when exactly one is.
     pub fn surface_dice_at(&self, tolerance_mm: f64) -> Result<f64, MetricsError> {
         check_tolerance(tolerance_mm)?;
+        // A fold from +0 rather than `sum()`, whose empty sum is −0: "NSD -0.0000" for a
+        // prediction with no surface within reach.
         let within = |distances: &[f64], areas: &[f64]| -> f64 {
             distances
                 .iter()
                 .zip(areas)
                 .filter(|(d, _)| **d <= tolerance_mm)
-                .map(|(_, a)| a)
-                .sum()
+                .fold(0.0, |sum, (_, a)| sum + a)
         };
         let overlap = within(
             &self.distances_truth_to_prediction,
@@ -406,6 +407,17 @@ mod tests {
             "tolerance must be a finite number of mm ≥ 0, got -1 mm"
         );
         assert!(surface_dice(&m, &m, [2, 2, 2], [1.0; 3], f64::NAN).is_err());
+    }
+
+    #[test]
+    fn an_empty_prediction_scores_plus_zero() {
+        // One truth voxel and nothing predicted: no surface lies within any tolerance, so
+        // the overlap is 0 of √3 mm² (hand calculation), and it must print as 0, not −0.
+        let mut truth = vec![false; 27];
+        truth[13] = true;
+        let nsd = surface_dice(&truth, &[false; 27], [3, 3, 3], [1.0; 3], 3.0).expect("nsd");
+        assert_eq!(nsd, 0.0);
+        assert!(nsd.is_sign_positive(), "NSD is {nsd}");
     }
 
     #[test]
