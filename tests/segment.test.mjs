@@ -214,10 +214,10 @@ function checkRun(run, expectedBackend) {
     assert.deepEqual(run.quantities.warnings, native.quantities.warnings);
     assert.deepEqual(JSON.parse(readFileSync(run.jsonPath, 'utf8')), run.quantities);
 
-    // The overlay is drawn, and only when switched on.
-    if (native.mask.voxels.some((v) => v !== 0)) {
-        assert.ok(run.tintedOn > 20, `only ${run.tintedOn} tinted pixels on the axial view`);
-    }
+    // The overlay is drawn, and only when switched on. The shipped model finds infiltrate on
+    // P001 (its model card records 48 of 80 labelled slices), so the native mask is not empty.
+    assert.ok(native.mask.voxels.some((v) => v !== 0), 'the shipped model found no infiltrate on P001');
+    assert.ok(run.tintedOn > 20, `only ${run.tintedOn} tinted pixels on the axial view`);
     assert.equal(run.tintedOff, 0, 'tinted pixels with the overlay switched off');
     // The lung outline: P001's lungs span most of the axial view, so their edge is hundreds of
     // pixels; none are cyan before it is switched on (the crosshair lines are drawn translucent).
