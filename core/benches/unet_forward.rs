@@ -65,7 +65,11 @@ fn bench_weights(dir: &Path, width: usize) -> anyhow::Result<Vec<u8>> {
     let flex = Device::flex();
     flex.seed(width as u64);
     let config = UNetConfig::new().with_width(width);
-    let bytes = weights::save(&config.init(&flex)?, &WeightsMetadata::new(&config), Storage::F32)?;
+    let bytes = weights::save(
+        &config.init(&flex)?,
+        &WeightsMetadata::new(&config),
+        Storage::F32,
+    )?;
     std::fs::write(dir.join(format!("unet_w{width}.pulmoseg")), &bytes)?;
     Ok(bytes)
 }
@@ -116,7 +120,10 @@ fn main() -> anyhow::Result<()> {
                 .copied()
                 .fold(f64::INFINITY, f64::min);
             let raw: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
-            std::fs::write(dir.join(format!("logits_{backend}_w{width}_{tag}.f32")), raw)?;
+            std::fs::write(
+                dir.join(format!("logits_{backend}_w{width}_{tag}.f32")),
+                raw,
+            )?;
             let peak_mb = peak_rss_mb();
             println!(
                 "burn-{backend} width {width} {tag}: {best:.2} s (first run {:.2} s), peak RSS {peak_mb:.0} MB",

@@ -339,3 +339,47 @@ fn missing_misshaped_and_foreign_tensors_are_named() {
         })
     );
 }
+
+/// `good` with the first value of `head.out.bias` (f32) replaced by `value`.
+fn with_head_bias(good: &[u8], value: f32) -> Vec<u8> {
+    rewrite(good, |t| {
+        t.into_iter()
+            .map(|(n, d, s, mut b)| {
+                if n == "head.out.bias" {
+                    b[..4].copy_from_slice(&value.to_le_bytes());
+                }
+                (n, d, s, b)
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn non_finite_weights_are_refused_and_f16_refuses_to_overflow() {
+    // A NaN weight makes every logit NaN, which every threshold reads as "no infiltrate":
+    // the file must be refused, not used.
+    let device = Device::default();
+    let m = model(&device);
+    let good = weights::save(&m, &metadata(&m), Storage::F32).expect("save");
+    for value in [f32::NAN, f32::INFINITY] {
+        assert_eq!(
+            weights::load(&with_head_bias(&good, value), &device).err(),
+            Some(WeightsError::NonFinite {
+                name: "head.out.bias".into(),
+                count: 1,
+            })
+        );
+    }
+
+    // 1e6 is a finite f32 but beyond f16's largest value, 65504: half precision would store
+    // infinity, so saving as f16 is refused; as f32 it round-trips.
+    let (large, meta) = weights::load(&with_head_bias(&good, 1e6), &device).expect("1e6 loads");
+    assert_eq!(
+        weights::save(&large, &meta, Storage::F16).err(),
+        Some(WeightsError::HalfOverflow {
+            name: "head.out.bias".into(),
+            value: 1e6,
+        })
+    );
+    weights::save(&large, &meta, Storage::F32).expect("f32 holds 1e6");
+}

@@ -28,8 +28,7 @@ pub struct CardArgs {
 }
 
 pub fn run(args: &CardArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&args.model)
-        .with_context(|| format!("reading weights {}", args.model.display()))?;
+    let bytes = crate::input::read_input(&args.model)?;
     let (model, mut metadata) = weights::load(&bytes, &Device::flex())
         .with_context(|| format!("loading weights {}", args.model.display()))?;
     if !metadata.model_card.is_object() {

@@ -218,8 +218,7 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<()> {
             args.tolerance_mm
         );
     }
-    let bytes =
-        std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let bytes = crate::input::read_input(&args.model)?;
     let device = args.backend.device(0)?;
     let (model, metadata) = weights::load(&bytes, &device)
         .with_context(|| format!("loading {}", args.model.display()))?;

@@ -52,8 +52,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
         );
     }
     let device = args.backend.device(0)?;
-    let bytes = std::fs::read(&args.model)
-        .with_context(|| format!("reading weights {}", args.model.display()))?;
+    let bytes = crate::input::read_input(&args.model)?;
     let (model, metadata) = weights::load(&bytes, &device)
         .with_context(|| format!("loading weights {}", args.model.display()))?;
     let Some(preprocessing) = metadata.preprocessing.clone() else {

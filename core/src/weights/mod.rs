@@ -117,6 +117,23 @@ pub enum WeightsError {
     /// The network's tensors could not be read from the device.
     #[error("reading the network's tensors failed: {0}")]
     Read(String),
+    /// A tensor holds NaN or infinite values: such a network answers NaN, which every
+    /// threshold reads as "no infiltrate", a silent false negative.
+    #[error("tensor {name} holds {count} NaN or infinite values: the weights are corrupt")]
+    NonFinite {
+        /// The tensor's name.
+        name: String,
+        /// How many of its values are not finite.
+        count: usize,
+    },
+    /// Half precision cannot hold a value of the network (|v| > 65504, f16's largest).
+    #[error("tensor {name} holds {value}, beyond half precision's ±65504: store it as f32")]
+    HalfOverflow {
+        /// The tensor's name.
+        name: String,
+        /// The first value that does not fit.
+        value: f32,
+    },
 }
 
 /// Writes `model` and `metadata` as a weights file.
@@ -136,6 +153,21 @@ pub fn save(
         });
     }
     let tensors = tensors::collect(model).map_err(WeightsError::Read)?;
+    for (name, tensor) in &tensors {
+        check_finite(name, &tensor.values)?;
+        if storage == Storage::F16 {
+            if let Some(&value) = tensor
+                .values
+                .iter()
+                .find(|v| v.abs() > f32::from(half::f16::MAX))
+            {
+                return Err(WeightsError::HalfOverflow {
+                    name: name.clone(),
+                    value,
+                });
+            }
+        }
+    }
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
         .map(|(name, tensor)| {
@@ -184,6 +216,7 @@ pub fn load(bytes: &[u8], device: &Device) -> Result<(UNet, WeightsMetadata), We
     let mut source = BTreeMap::new();
     for (name, view) in container.tensors() {
         let values = decode(&name, &view)?;
+        check_finite(&name, &values)?;
         source.insert(
             name,
             NamedTensor {
@@ -194,6 +227,18 @@ pub fn load(bytes: &[u8], device: &Device) -> Result<(UNet, WeightsMetadata), We
     }
     let model = tensors::apply(model, &source, true)?;
     Ok((model, metadata))
+}
+
+/// Refuses a tensor with NaN or infinite values, naming it and counting them.
+fn check_finite(name: &str, values: &[f32]) -> Result<(), WeightsError> {
+    let count = values.iter().filter(|v| !v.is_finite()).count();
+    if count > 0 {
+        return Err(WeightsError::NonFinite {
+            name: name.to_string(),
+            count,
+        });
+    }
+    Ok(())
 }
 
 /// Reads only the metadata (to show a model card before building the network).

@@ -49,7 +49,8 @@ pub struct RunState {
 pub struct Best {
     /// Its mean tuning Dice (NaN-free; −1 when no case could be scored).
     pub dice: f64,
-    /// Its NSD.
+    /// Its NSD (NaN, saved as `null`, when no case could be scored).
+    #[serde(with = "crate::train::log::nan_as_null")]
     pub nsd: f64,
     /// The epoch (1-based, over the whole run).
     pub epoch: usize,
@@ -248,6 +249,23 @@ mod tests {
         assert!(!root.join("best-stage1-epoch0001.pulmoseg").exists());
         assert!(root.join("best-stage1-epoch0002.pulmoseg").exists());
         std::fs::remove_dir_all(&out).ok();
+    }
+
+    #[test]
+    fn a_state_with_nan_scores_loads_back() {
+        // A stage whose tuning cases all have empty truth and empty prediction scores
+        // Dice −1 (kept) and NSD NaN; JSON has no NaN, and the state must still load, or the
+        // run could never be resumed.
+        let mut nan = state(3, "best-stage1-epoch0003.pulmoseg");
+        if let Some(best) = nan.best[0].as_mut() {
+            best.dice = -1.0;
+            best.nsd = f64::NAN;
+        }
+        let text = serde_json::to_string(&nan).expect("serialise");
+        let back: RunState = serde_json::from_str(&text).expect("deserialise");
+        let best = back.best[0].as_ref().expect("best");
+        assert_eq!(best.dice, -1.0);
+        assert!(best.nsd.is_nan(), "NSD read back as {}", best.nsd);
     }
 
     #[test]

@@ -221,6 +221,32 @@ impl Recipe {
             if stage.batch_size == 0 {
                 bail!("stage {n} has batch size 0");
             }
+            // The tuning cases run through the network whole, at input_dims, and every step
+            // sees batch × (patch or input) voxels.
+            let voxels = |dims: [usize; 3], times: usize| {
+                dims.iter()
+                    .try_fold(times, |n, &d| n.checked_mul(d))
+                    .unwrap_or(usize::MAX)
+            };
+            let step_dims = stage.patch_dims.unwrap_or(stage.input_dims);
+            for (what, count) in [
+                (
+                    format!("input {:?}", stage.input_dims),
+                    voxels(stage.input_dims, 1),
+                ),
+                (
+                    format!("{step_dims:?} × batch {}", stage.batch_size),
+                    voxels(step_dims, stage.batch_size),
+                ),
+            ] {
+                if count > MAX_STEP_VOXELS {
+                    bail!(
+                        "stage {n} {what} is {count} voxels, over the limit of \
+                         {MAX_STEP_VOXELS} (the paper's largest step is 20 × 256 × 256 = \
+                         1310720): lower input_dims, patch_dims or batch_size"
+                    );
+                }
+            }
             if stage.samples_per_case == 0 {
                 bail!("stage {n} has samples_per_case 0: it would train nothing");
             }
@@ -252,6 +278,11 @@ impl Recipe {
         self.augment.validate()
     }
 }
+
+/// The most voxels a stage may put through the network at once (a tuning case at its input
+/// size, or batch × input or patch in a step), 2²⁵: about 25 times the paper's largest step, and already tens of GB of activations at width 64. Far larger
+/// sizes (a typo, `1000x1000x1000`) would only end in the operating system killing the run.
+pub const MAX_STEP_VOXELS: usize = 1 << 25;
 
 /// Parses `DxHxW` (e.g. `18x112x112`).
 pub fn parse_dims(text: &str) -> Result<[usize; 3], String> {
@@ -290,6 +321,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(typo.contains("widht"), "{typo}");
+    }
+
+    #[test]
+    fn an_absurd_step_size_is_refused_before_training() {
+        // 1000³ voxels would need tens of GB for one case before the first step; 1024³ is 2³⁰.
+        let mut recipe = Recipe::default();
+        recipe.stages[0].input_dims = [1024, 1024, 1024];
+        let message = recipe.validate().unwrap_err().to_string();
+        assert!(message.contains("1073741824 voxels"), "{message}");
+        // 64 × 256 × 256 fits whole (2²² voxels), but not 16 at a time (2²⁶).
+        recipe.stages[0].input_dims = [64, 256, 256];
+        recipe.stages[0].batch_size = 16;
+        let message = recipe.validate().unwrap_err().to_string();
+        assert!(message.contains("batch 16 is 67108864 voxels"), "{message}");
+        recipe.stages[0].batch_size = 2;
+        recipe.validate().expect("2 × 2²² voxels fit");
     }
 
     #[test]

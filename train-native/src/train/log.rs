@@ -37,7 +37,7 @@ pub struct EpochRow {
 }
 
 /// JSON has no NaN: store it as `null`.
-mod nan_as_null {
+pub(crate) mod nan_as_null {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
