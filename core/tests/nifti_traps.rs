@@ -182,6 +182,27 @@ fn qform_only_ignores_the_sform_rows() {
 }
 
 #[test]
+fn no_qform_and_no_sform_warn_that_left_and_right_are_unknown() {
+    // qform_code (offset 252) and sform_code (254) both 0, as old ANALYZE-style exports
+    // write: nibabel then uses diag(pixdim), RAS, while the scan really is LPS, so its left and
+    // right lungs swap sides. The geometry is still usable; the warning says what is unknown.
+    let mut raw = raw_small_p001();
+    put_i16(&mut raw, 252, 0);
+    put_i16(&mut raw, 254, 0);
+    let image = read(&raw);
+    assert_eq!(image.header.affine_source(), Some(AffineSource::Pixdim));
+    assert_eq!(image.volume.orientation_code(), "RAS");
+    assert!(
+        image
+            .warnings
+            .iter()
+            .any(|w| w.contains("left and right may be swapped")),
+        "{:?}",
+        image.warnings
+    );
+}
+
+#[test]
 fn oblique_qform_with_negative_qfac_matches_nibabel() {
     let fixture = fixture();
     let patched = &fixture["patched_qform"];

@@ -290,6 +290,18 @@ fn a_killed_run_resumes_and_ends_with_the_uninterrupted_weights() {
         "{done_at_kill} epochs logged at the kill"
     );
 
+    // A recipe flag on resume would be silently ignored (the recipe is the run's): refused.
+    let changed = pulmoseg(&[
+        "train",
+        "--resume",
+        killed.to_str().unwrap(),
+        "--stage1-epochs",
+        "12",
+    ]);
+    assert!(!changed.status.success());
+    let stderr = String::from_utf8_lossy(&changed.stderr);
+    assert!(stderr.contains("--stage1-epochs"), "{stderr}");
+
     let resumed = pulmoseg(&["train", "--resume", killed.to_str().unwrap()]);
     assert_success(&resumed);
     let stderr = String::from_utf8_lossy(&resumed.stderr);

@@ -365,7 +365,9 @@ mod tests {
         assert_eq!(header.endianness, Endianness::Little);
         assert_eq!(header.datatype, DataType::Int16);
         assert_eq!(header.affine_source(), Some(AffineSource::Pixdim));
-        assert!(warnings.is_empty(), "{warnings:?}");
+        // Neither form is set: the one warning says the orientation is unknown.
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("left and right may be swapped"), "{warnings:?}");
     }
 
     #[test]

@@ -90,6 +90,16 @@ pub fn resolve(header: &Header) -> Result<ResolvedAffine, NiftiError> {
 
     let pixdim = [1, 2, 3].map(|n| f64::from(header.pixdim[n]));
     if pixdim.iter().all(|p| p.is_finite() && *p != 0.0) {
+        // Old ANALYZE-style exports set neither code: nothing says which side is the
+        // patient's left, and a left/right swap would go unnoticed in the quantities.
+        if header.sform_code <= 0 && header.qform_code <= 0 {
+            warnings.push(
+                "sform_code and qform_code are both 0: the file does not say how it lies in \
+                 the patient; its voxel axes are taken as right, anterior, superior (the NIfTI \
+                 fallback), so left and right may be swapped"
+                    .to_string(),
+            );
+        }
         return Ok(ResolvedAffine {
             affine: Affine::from_spacing(pixdim),
             source: AffineSource::Pixdim,

@@ -73,8 +73,13 @@ pub struct TrainArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Continue the run in this output folder from its last completed epoch (its recipe and
-    /// data are read from the folder; the other flags except --backend are not allowed).
-    #[arg(long, conflicts_with_all = ["data", "output", "config"])]
+    /// data are read from the folder; of the other flags only the hardware ones, --backend and
+    /// --devices, are allowed).
+    #[arg(long, conflicts_with_all = [
+        "data", "output", "config", "width", "kinetics", "seed", "label", "stage1_dims",
+        "stage1_batch", "stage2_dims", "stage2_batch", "frozen_epochs", "stage1_epochs",
+        "stage2_epochs", "max_steps_per_epoch", "no_augment",
+    ])]
     resume: Option<PathBuf>,
     /// Print the recipe (the paper's, or the one the flags and --config make) as TOML and exit.
     #[arg(long)]
