@@ -31,7 +31,10 @@ fn backend_device(name: &str) -> anyhow::Result<Device> {
         "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(0)),
-        "wgpu" | "cuda" => bail!("this bench was built without the `{name}` feature"),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => bail!("this bench was built without the `wgpu` feature"),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => bail!("this bench was built without the `cuda` feature"),
         other => bail!("unknown backend {other:?}: flex, wgpu or cuda"),
     }
 }
