@@ -13,10 +13,8 @@ pub const MAX_INPUT_BYTES: u64 = 4 << 30;
 /// Reads a whole regular file of at most [`MAX_INPUT_BYTES`]. A device (`/dev/zero`), a pipe or
 /// a folder is refused by name rather than read without end.
 pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let meta = file
-        .metadata()
-        .with_context(|| format!("reading {}", path.display()))?;
+    // stat before open: opening a pipe would wait for a writer.
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if !meta.is_file() {
         bail!(
             "reading {}: not a regular file (a folder, device or pipe)",
@@ -30,6 +28,7 @@ pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
             meta.len()
         );
     }
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // A file that grows while it is read stops at the limit too.
     file.take(MAX_INPUT_BYTES + 1)

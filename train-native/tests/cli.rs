@@ -186,10 +186,17 @@ fn label_zero_is_refused_because_it_would_score_the_background() {
 
 #[test]
 fn a_device_or_a_folder_is_refused_rather_than_read_without_end() {
-    // /dev/zero never ends: reading it whole would fill the memory. It and a folder are
-    // refused by name before anything is read.
+    // /dev/zero never ends: reading it whole would fill the memory; a pipe without a writer
+    // would block the open. They and a folder are refused by name before anything is read.
     let folder = scratch_dir("not-a-file");
-    for path in ["/dev/zero", folder.to_str().unwrap()] {
+    let fifo = folder.join("scan.nii");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    for path in [
+        "/dev/zero",
+        folder.to_str().unwrap(),
+        fifo.to_str().unwrap(),
+    ] {
         let out = pulmoseg(&["info", path]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());

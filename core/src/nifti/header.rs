@@ -367,7 +367,10 @@ mod tests {
         assert_eq!(header.affine_source(), Some(AffineSource::Pixdim));
         // Neither form is set: the one warning says the orientation is unknown.
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("left and right may be swapped"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("left and right may be swapped"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
