@@ -6,9 +6,10 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use pulmoseg_core::inference::{summarise, InferenceMode, InfiltrateMask, Quantities};
+use pulmoseg_core::inference::{summarise, InfiltrateMask, Quantities};
 use pulmoseg_core::lung_mask::{lung_mask, LungMaskOptions};
 use pulmoseg_core::nifti::write_labels_nii_gz;
+use pulmoseg_core::segment::wgpu_drift_reason;
 use pulmoseg_core::weights;
 use tracing::info;
 
@@ -61,8 +62,10 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
             args.model.display()
         );
     };
-    if let Some(warning) = wgpu_drift_warning(args.backend, &preprocessing.mode) {
-        eprintln!("warning: {warning}");
+    if args.backend == BackendKind::Wgpu {
+        if let Some(reason) = wgpu_drift_reason(preprocessing.mode.network_dims()) {
+            eprintln!("warning: {reason}: compare with --backend flex");
+        }
     }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating output folder {}", args.output.display()))?;
@@ -160,47 +163,4 @@ fn scan_name(path: &Path) -> String {
         .or_else(|| file.strip_suffix(".nii"))
         .unwrap_or(&file)
         .to_string()
-}
-
-/// Network inputs above this many voxels drift on burn-wgpu 0.22.1 (measured on lavapipe
-/// against burn-flex and PyTorch with identical weights, width 16: largest logit difference
-/// 6e-7 at 18 × 112 × 112, 0.010 at 20 × 128 × 128, 0.069 at 20 × 192 × 192, 0.11 at
-/// 20 × 256 × 256, logits of magnitude 0.3).
-const WGPU_DRIFT_VOXELS: usize = 1 << 18;
-
-/// Limitation: the drift is burn-wgpu's, not found here; the user is told and pointed at flex.
-fn wgpu_drift_warning(backend: BackendKind, mode: &InferenceMode) -> Option<String> {
-    let dims = match mode {
-        InferenceMode::WholeVolume { input_dims } => input_dims,
-        InferenceMode::SlidingWindow { patch_dims, .. } => patch_dims,
-    };
-    let voxels: usize = dims.iter().product();
-    (backend == BackendKind::Wgpu && voxels > WGPU_DRIFT_VOXELS).then(|| {
-        format!(
-            "this model's network input {dims:?} has {voxels} voxels; above \
-             {WGPU_DRIFT_VOXELS} burn-wgpu's results were measured to drift from the CPU's \
-             (logit differences up to 0.1 at 20 x 256 x 256): compare with --backend flex"
-        )
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wgpu_is_flagged_only_above_the_measured_size() {
-        // The shipped model's 80 × 80 × 32 (204 800 voxels) ran on wgpu to 99.9999 % of flex's
-        // voxels; the paper's 256 × 256 × 20 (1 310 720) did not.
-        let shipped = InferenceMode::WholeVolume {
-            input_dims: [80, 80, 32],
-        };
-        let paper = InferenceMode::WholeVolume {
-            input_dims: [256, 256, 20],
-        };
-        assert_eq!(wgpu_drift_warning(BackendKind::Wgpu, &shipped), None);
-        assert_eq!(wgpu_drift_warning(BackendKind::Flex, &paper), None);
-        let warning = wgpu_drift_warning(BackendKind::Wgpu, &paper).expect("flagged");
-        assert!(warning.contains("1310720 voxels"), "{warning}");
-    }
 }

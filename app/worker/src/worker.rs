@@ -16,11 +16,11 @@
 
 use burn::tensor::Device;
 use js_sys::{Array, Object, Reflect, Uint8Array};
-use pulmoseg_core::inference::{summarise, InferenceMode, Preprocessing};
+use pulmoseg_core::inference::summarise;
 use pulmoseg_core::lung_mask::{lung_mask, LungMaskOptions};
 use pulmoseg_core::nifti::{read_nifti, ReadOptions};
 use pulmoseg_core::orientation::Reorientation;
-use pulmoseg_core::segment::{infiltrate_probability, largest_tensor_bytes};
+use pulmoseg_core::segment::{infiltrate_probability, largest_tensor_bytes, wgpu_drift_reason};
 use pulmoseg_core::unet::UNet;
 use pulmoseg_core::weights::{self, WeightsMetadata};
 use wasm_bindgen::prelude::*;
@@ -134,10 +134,15 @@ async fn segment(request: JsValue) -> Result<(), String> {
         .validate()
         .map_err(|e| format!("the weights file's preprocessing: {e}"))?;
 
-    let needed = largest_tensor_bytes(metadata.network.width, patch_dims(&preprocessing));
+    let needed = largest_tensor_bytes(metadata.network.width, preprocessing.mode.network_dims());
     let (mut backend, mut notice) = (BackendUsed::Cpu, None);
     let mut device = Device::flex();
-    if try_webgpu {
+    let drift = wgpu_drift_reason(preprocessing.mode.network_dims());
+    if let (true, Some(why)) = (try_webgpu, &drift) {
+        notice = Some(format!(
+            "{why}; the network runs on the CPU, which is slower."
+        ));
+    } else if try_webgpu {
         progress(Stage::Decode, "Starting WebGPU", 0, 1);
         match webgpu_device(needed).await {
             Ok(gpu) => {
@@ -240,14 +245,6 @@ async fn segment(request: JsValue) -> Result<(), String> {
         Some(Array::of2(&levels.buffer(), &lung_labels.buffer())),
     );
     Ok(())
-}
-
-/// `[ni, nj, nk]` of one network input.
-fn patch_dims(preprocessing: &Preprocessing) -> [usize; 3] {
-    match &preprocessing.mode {
-        InferenceMode::WholeVolume { input_dims } => *input_dims,
-        InferenceMode::SlidingWindow { patch_dims, .. } => *patch_dims,
-    }
 }
 
 /// The network in evaluation form on `device`.

@@ -70,6 +70,14 @@ impl Preprocessing {
 }
 
 impl InferenceMode {
+    /// The grid `[ni, nj, nk]` one network pass sees: the whole-volume input or one patch.
+    pub fn network_dims(&self) -> [usize; 3] {
+        match self {
+            InferenceMode::WholeVolume { input_dims } => *input_dims,
+            InferenceMode::SlidingWindow { patch_dims, .. } => *patch_dims,
+        }
+    }
+
     /// The network grid for a canonical volume and the patch size on it.
     pub(super) fn grid(
         &self,
