@@ -379,6 +379,21 @@ fn patch_recipe(patch: &str) -> String {
     )
 }
 
+/// `pulmoseg train --config RECIPE --data DATA --output OUTPUT` plus `extra` flags.
+fn train_with(recipe: &Path, data: &Path, output: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--config",
+        recipe.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--output",
+        output,
+    ];
+    args.extend_from_slice(extra);
+    pulmoseg(&args)
+}
+
 #[test]
 fn a_patch_recipe_trains_on_crops_and_infers_on_the_whole_volume() {
     let data = pairs().join("manifest.csv");
@@ -386,15 +401,7 @@ fn a_patch_recipe_trains_on_crops_and_infers_on_the_whole_volume() {
     let recipe = out.join("recipe.toml");
     std::fs::write(&recipe, patch_recipe("[8, 24, 24]")).unwrap();
     let run_dir = out.join("run");
-    let run = pulmoseg(&[
-        "train",
-        "--config",
-        recipe.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output",
-        run_dir.to_str().unwrap(),
-    ]);
+    let run = train_with(&recipe, &data, run_dir.to_str().unwrap(), &[]);
     assert_success(&run);
     assert_eq!(log_epochs(&run_dir), vec![(1, 1, 1), (2, 1, 1)]);
 
@@ -429,32 +436,17 @@ fn a_patch_recipe_trains_on_crops_and_infers_on_the_whole_volume() {
     // Data-parallel over two devices (two handles of the one CPU: flex has no other), and a
     // batch too small to split refused by name.
     let two = out.join("two-devices");
-    let run = pulmoseg(&[
-        "train",
-        "--config",
-        recipe.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output",
-        two.to_str().unwrap(),
-        "--devices",
-        "2",
-    ]);
+    let run = train_with(&recipe, &data, two.to_str().unwrap(), &["--devices", "2"]);
     assert_success(&run);
     let bytes = std::fs::read(two.join("model.pulmoseg")).unwrap();
     let (_, meta) = weights::load(&bytes, &Device::flex()).unwrap();
     assert_eq!(meta.model_card["devices"], 2);
-    let refused = pulmoseg(&[
-        "train",
-        "--config",
-        recipe.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output",
+    let refused = train_with(
+        &recipe,
+        &data,
         out.join("three-devices").to_str().unwrap(),
-        "--devices",
-        "3",
-    ]);
+        &["--devices", "3"],
+    );
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -464,15 +456,7 @@ fn a_patch_recipe_trains_on_crops_and_infers_on_the_whole_volume() {
 
     // A crop larger than the volume it is cut from is refused before any training.
     std::fs::write(&recipe, patch_recipe("[8, 48, 48]")).unwrap();
-    let refused = pulmoseg(&[
-        "train",
-        "--config",
-        recipe.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--output",
-        out.join("refused").to_str().unwrap(),
-    ]);
+    let refused = train_with(&recipe, &data, out.join("refused").to_str().unwrap(), &[]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
